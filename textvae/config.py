@@ -1,0 +1,253 @@
+"""Typed configuration: one dataclass per concern (data, model, training) and their union.
+
+Every object in the package is built from these, never from argparse namespaces. A config round-trips
+through plain dicts, YAML and JSON; overrides are strict ``section.key=value`` strings whose keys must
+exist (an unknown key is answered with the nearest valid one) and whose values must have the field's type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from textvae.errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    """Where the corpus comes from and how it is cleaned, split and tokenized.
+
+    ``train`` is a path (text file, JSONL, CSV, directory of ``.txt`` files, ``save_to_disk`` folder),
+    a Hugging Face dataset name, or ``synthetic`` for the embedded generator (:mod:`textvae.data.synthetic`).
+    Lengths are counted in words (after word tokenization).
+    """
+
+    train: str = "synthetic"
+    valid: str | None = None
+    format: str = "auto"  # auto | lines | paragraphs | jsonl | csv | dir | hf | disk
+    text_column: str = "text"
+    label_column: str | None = None
+    lowercase: bool = False
+    word_tokenizer: str = "none"  # none | whitespace | treebank
+    min_length: int = 1
+    max_length: int = 50
+    length_policy: str = "drop"  # drop | truncate (sentences longer than max_length)
+    dedup: bool = False
+    valid_fraction: float = 0.05  # used only when ``valid`` is not given
+    seed: int = 0
+    synthetic_size: int = 20000  # sentences generated when train == "synthetic"
+    tokenizer: str = "word"  # word | bpe | unigram | pretrained
+    vocab_size: int = 10000  # upper bound for word / bpe / unigram vocabularies, specials included
+    min_frequency: int = 1  # word / bpe: rarer words map to <unk>
+    pretrained_tokenizer: str | None = None  # local path (or hub name) when tokenizer == "pretrained"
+    max_tokens: int = 128  # hard cap on token ids per sentence after tokenization (begin/end excluded)
+
+
+@dataclass
+class ModelConfig:
+    """Architecture and objective. ``vocab_size`` and the special-token ids are filled in from the tokenizer."""
+
+    encoder: str = "lstm"  # lstm | gru
+    decoder: str = "lstm"  # lstm | gru
+    embedding_size: int = 256
+    hidden_size: int = 512
+    encoder_layers: int = 1
+    decoder_layers: int = 1
+    bidirectional: bool = True
+    latent_size: int = 32
+    use_latent: bool = True  # False: the same network is a plain language model (the baseline)
+    z_conditioning: str = "both"  # init (initial state) | concat (every input) | both
+    tie_embeddings: bool = False  # decoder output projection shares the input embedding matrix
+    dropout: float = 0.0  # on embeddings and decoder outputs
+    word_dropout: float = 0.0  # Bowman et al. 2016: decoder inputs -> <unk> with this probability
+    free_bits: float = 0.0  # nats; 0 disables
+    free_bits_mode: str = "dim"  # dim: sum_i max(l, KL_i) | vector: max(l, sum_i KL_i)
+    vocab_size: int = 0
+    pad_id: int = 0
+    bos_id: int = 1
+    eos_id: int = 2
+    unk_id: int = 3
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, schedules, validation, checkpointing. Steps count optimizer updates."""
+
+    output_dir: str = "runs/default"
+    max_steps: int = 2000
+    batch_size: int = 64  # sentences per batch
+    max_batch_tokens: int | None = None  # if set, batches hold at most this many padded tokens
+    bucket: bool = True  # group sentences of similar length into batches
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"  # constant | linear | cosine (decay to 0 at max_steps)
+    warmup_steps: int = 0
+    grad_clip: float = 5.0
+    beta_schedule: str = "linear"  # constant | linear | logistic | cyclical
+    beta_max: float = 1.0
+    beta_warmup_steps: int = 1000  # linear / logistic: steps to reach beta_max
+    beta_cycles: int = 4  # cyclical: number of cycles over max_steps
+    beta_cycle_ratio: float = 0.5  # cyclical: fraction of each cycle spent increasing
+    eval_every: int = 200
+    eval_max_sentences: int | None = None  # cap on validation sentences per evaluation
+    log_every: int = 20
+    early_stopping_patience: int | None = None  # evaluations without improvement before stopping
+    seed: int = 0
+    resume: str | None = None  # a run directory (or its last/ checkpoint) to continue
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    progress: bool = True
+    au_threshold: float = 0.01
+
+
+@dataclass
+class Config:
+    """The whole configuration of a run."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    # -- conversion ----------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Config:
+        """Build from a nested dict; unknown sections or keys raise :class:`ConfigError`."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"a config must be a mapping of sections, got {type(d).__name__}")
+        cfg = cls()
+        for section, values in d.items():
+            if section not in _SECTIONS:
+                raise ConfigError(_unknown(section, list(_SECTIONS)))
+            if values is None:
+                continue
+            if not isinstance(values, dict):
+                raise ConfigError(f"config section '{section}' must be a mapping")
+            for key, value in values.items():
+                cfg.set(f"{section}.{key}", value)
+        return cfg
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Config:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            d = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{p} is not valid YAML: {str(e).splitlines()[0]}") from None
+        return cls.from_dict(d or {})
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        text = json.dumps(self.to_dict(), indent=2)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> Config:
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    # -- overrides -----------------------------------------------------------------------------
+    def set(self, dotted_key: str, value: Any) -> None:
+        """Set ``section.key`` to ``value`` (coerced and checked against the field's type)."""
+        section, _, key = dotted_key.partition(".")
+        if section not in _SECTIONS:
+            raise ConfigError(_unknown(dotted_key, all_keys()))
+        obj = getattr(self, section)
+        fields = {f.name: f for f in dataclasses.fields(obj)}
+        if key not in fields:
+            raise ConfigError(_unknown(dotted_key, all_keys()))
+        hint = typing.get_type_hints(type(obj))[key]
+        value = _coerce(dotted_key, value, hint)
+        choices = CHOICES.get(dotted_key)
+        if choices is not None and value is not None and value not in choices:
+            raise ConfigError(f"{dotted_key} must be one of {', '.join(choices)}; got {value!r}")
+        setattr(obj, key, value)
+
+    def apply_overrides(self, overrides: list[str]) -> Config:
+        """Apply ``key=value`` strings in order; values are parsed as YAML scalars (``null`` is None)."""
+        for item in overrides:
+            if "=" not in item:
+                raise ConfigError(f"override '{item}' must look like section.key=value (e.g. train.max_steps=100)")
+            key, _, raw = item.partition("=")
+            try:
+                value = yaml.safe_load(raw) if raw.strip() else ""
+            except yaml.YAMLError:
+                value = raw
+            self.set(key.strip(), value)
+        return self
+
+
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+
+#: Allowed values of the string fields that name a choice. Later backbones extend these tuples.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "data.format": ("auto", "lines", "paragraphs", "jsonl", "csv", "dir", "hf", "disk"),
+    "data.word_tokenizer": ("none", "whitespace", "treebank"),
+    "data.length_policy": ("drop", "truncate"),
+    "data.tokenizer": ("word", "bpe", "unigram", "pretrained"),
+    "model.encoder": ("lstm", "gru"),
+    "model.decoder": ("lstm", "gru"),
+    "model.z_conditioning": ("init", "concat", "both"),
+    "model.free_bits_mode": ("dim", "vector"),
+    "train.lr_schedule": ("constant", "linear", "cosine"),
+    "train.beta_schedule": ("constant", "linear", "logistic", "cyclical"),
+}
+
+
+def all_keys() -> list[str]:
+    """Every valid dotted key, e.g. ``train.max_steps``."""
+    return [f"{s}.{f.name}" for s, c in _SECTIONS.items() for f in dataclasses.fields(c)]
+
+
+def _unknown(key: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.5)
+    if not close:  # a misspelt section with a valid key: match on the key part alone
+        tail = key.rpartition(".")[2]
+        close = [c for c in candidates if c.rpartition(".")[2] == tail][:1]
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"unknown config key '{key}'{hint}"
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Check ``value`` against a field type (int, float, bool, str, or ``X | None``)."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (hint,) = [a for a in args if a is not type(None)]
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key} expects true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{key} expects an integer, got {value!r}")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{key} expects a number, got {value!r}")
+    if hint is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{key} expects a string, got {value!r}")
+    raise ConfigError(f"{key}: unsupported field type {hint}")  # pragma: no cover - config bug
