@@ -184,7 +184,9 @@ class Config:
         """Apply ``key=value`` strings in order; values are parsed as YAML scalars (``null`` is None)."""
         for item in overrides:
             if "=" not in item:
-                raise ConfigError(f"override '{item}' must look like section.key=value (e.g. train.max_steps=100)")
+                raise ConfigError(
+                    f"override '{item}' must look like section.key=value (e.g. train.max_steps=100)"
+                )
             key, _, raw = item.partition("=")
             try:
                 value = yaml.safe_load(raw) if raw.strip() else ""
@@ -245,6 +247,11 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "3e-4" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         raise ConfigError(f"{key} expects a number, got {value!r}")
     if hint is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):

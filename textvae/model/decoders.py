@@ -1,0 +1,135 @@
+"""Autoregressive decoders conditioned on a latent code.
+
+Every decoder implements :class:`Decoder`: ``forward`` turns input ids (and a latent ``z``) into hidden
+states plus a recurrent state/cache for incremental decoding, and ``project`` turns hidden states into
+vocabulary logits. Keeping the two apart lets the loss project only the real (non-padding) positions.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from textvae.config import ModelConfig
+
+
+class Decoder(nn.Module):
+    """Base class for decoders.
+
+    ``forward(input_ids [B, T], z [B, Z] | None, state=None) -> (hidden [B, T, H], state)``: with
+    ``state=None`` decoding starts from the beginning; passing the returned state back with the next
+    token(s) continues it, so generating ``T`` tokens costs ``T`` single-step calls.
+    ``project(hidden [..., H]) -> logits [..., V]``.
+    """
+
+    vocab_size: int
+
+    def forward(self, input_ids: Tensor, z: Tensor | None, state: Any = None) -> tuple[Tensor, Any]:
+        raise NotImplementedError
+
+    def project(self, hidden: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def reorder_state(self, state: Any, index: Tensor) -> Any:
+        """Select/reorder batch entries of a state (beam search); ``index [B']`` long."""
+        raise NotImplementedError
+
+
+class RNNDecoder(Decoder):
+    """LSTM/GRU decoder. ``z`` initialises the hidden state (``init``), is concatenated to every input
+    embedding (``concat``), or both: concatenation keeps the latent visible at every step, which makes it
+    harder for a strong decoder to ignore it (one cause of posterior collapse)."""
+
+    def __init__(
+        self,
+        cell: str,
+        vocab_size: int,
+        embedding_size: int,
+        hidden_size: int,
+        latent_size: int,
+        num_layers: int = 1,
+        z_conditioning: str = "both",
+        tie_embeddings: bool = False,
+        dropout: float = 0.0,
+        pad_id: int = 0,
+    ) -> None:
+        super().__init__()
+        self.cell = cell
+        self.vocab_size = vocab_size
+        self.num_layers = num_layers
+        self.hidden_size = hidden_size
+        self.latent_size = latent_size
+        self.z_init = latent_size > 0 and z_conditioning in ("init", "both")
+        self.z_concat = latent_size > 0 and z_conditioning in ("concat", "both")
+        self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=pad_id)
+        self.dropout = nn.Dropout(dropout)
+        rnn_cls = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
+        in_size = embedding_size + (latent_size if self.z_concat else 0)
+        self.rnn = rnn_cls(
+            in_size,
+            hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
+        n_states = 2 if cell == "lstm" else 1
+        self.z_to_state = nn.Linear(latent_size, n_states * num_layers * hidden_size) if self.z_init else None
+        if tie_embeddings:
+            # Tied output: hidden -> embedding space, then the (shared) embedding matrix.
+            self.to_embedding = nn.Linear(hidden_size, embedding_size, bias=False)
+            self.out_bias = nn.Parameter(torch.zeros(vocab_size))
+            self.output = None
+        else:
+            self.to_embedding = None
+            self.output = nn.Linear(hidden_size, vocab_size)
+
+    def initial_state(self, z: Tensor | None, batch_size: int) -> Any:
+        if self.z_to_state is None or z is None:
+            return None  # zeros, created by the RNN itself
+        s = torch.tanh(self.z_to_state(z))  # [B, n_states * L * H]
+        s = s.view(z.shape[0], -1, self.num_layers, self.hidden_size).permute(1, 2, 0, 3).contiguous()
+        return (s[0], s[1]) if self.cell == "lstm" else s[0]
+
+    def forward(self, input_ids: Tensor, z: Tensor | None, state: Any = None) -> tuple[Tensor, Any]:
+        emb = self.dropout(self.embedding(input_ids))
+        if self.z_concat and z is not None:
+            emb = torch.cat([emb, z.unsqueeze(1).expand(-1, emb.shape[1], -1).to(emb.dtype)], dim=-1)
+        if state is None:
+            state = self.initial_state(z, input_ids.shape[0])
+        out, state = self.rnn(emb, state)
+        return self.dropout(out), state
+
+    def project(self, hidden: Tensor) -> Tensor:
+        if self.output is not None:
+            return self.output(hidden)
+        return F.linear(self.to_embedding(hidden), self.embedding.weight, self.out_bias)
+
+    def reorder_state(self, state: Any, index: Tensor) -> Any:
+        if state is None:
+            return None
+        if isinstance(state, tuple):
+            return tuple(s.index_select(1, index) for s in state)
+        return state.index_select(1, index)
+
+
+def build_decoder(cfg: ModelConfig) -> Decoder:
+    """The decoder named by ``cfg.decoder``; ``use_latent=False`` gives an unconditioned language model."""
+    latent = cfg.latent_size if cfg.use_latent else 0
+    if cfg.decoder in ("lstm", "gru"):
+        return RNNDecoder(
+            cfg.decoder,
+            cfg.vocab_size,
+            cfg.embedding_size,
+            cfg.hidden_size,
+            latent,
+            cfg.decoder_layers,
+            cfg.z_conditioning,
+            cfg.tie_embeddings,
+            cfg.dropout,
+            cfg.pad_id,
+        )
+    raise ValueError(f"unknown decoder {cfg.decoder!r}")

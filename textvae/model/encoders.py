@@ -1,0 +1,85 @@
+"""Sentence encoders: token ids -> one summary vector per sentence.
+
+Every encoder implements :class:`Encoder`; :func:`build_encoder` picks one from the model config.
+The VAE maps the summary to the Gaussian's mean and log-variance, so an encoder knows nothing about
+latents and new backbones (Transformer, pretrained) only have to honour this small interface.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+if TYPE_CHECKING:
+    from textvae.config import ModelConfig
+
+
+class Encoder(nn.Module):
+    """Base class. ``output_size`` is the width of the summary vector."""
+
+    output_size: int
+
+    def forward(self, input_ids: Tensor, lengths: Tensor) -> Tensor:
+        """``input_ids [B, T]`` long, ``lengths [B]`` long -> summary ``[B, output_size]`` float.
+
+        Padding positions (beyond ``lengths``) must not change the result.
+        """
+        raise NotImplementedError
+
+
+class RNNEncoder(Encoder):
+    """(Bi)LSTM or GRU over packed sequences; the summary is the last layer's final hidden state(s)."""
+
+    def __init__(
+        self,
+        cell: str,
+        vocab_size: int,
+        embedding_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = True,
+        dropout: float = 0.0,
+        pad_id: int = 0,
+    ) -> None:
+        super().__init__()
+        rnn_cls = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
+        self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=pad_id)
+        self.dropout = nn.Dropout(dropout)
+        self.rnn = rnn_cls(
+            embedding_size,
+            hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
+        self.num_directions = 2 if bidirectional else 1
+        self.output_size = hidden_size * self.num_directions
+
+    def forward(self, input_ids: Tensor, lengths: Tensor) -> Tensor:
+        emb = self.dropout(self.embedding(input_ids))
+        # Packing skips padded steps entirely: cheaper, and the backward direction starts at the real end.
+        packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        _, h = self.rnn(packed)
+        h_n = h[0] if isinstance(h, tuple) else h  # LSTM returns (h, c)
+        last = h_n.view(-1, self.num_directions, h_n.shape[1], h_n.shape[2])[-1]  # [dirs, B, H]
+        return torch.cat(list(last), dim=-1)
+
+
+def build_encoder(cfg: ModelConfig) -> Encoder:
+    """The encoder named by ``cfg.encoder``."""
+    if cfg.encoder in ("lstm", "gru"):
+        return RNNEncoder(
+            cfg.encoder,
+            cfg.vocab_size,
+            cfg.embedding_size,
+            cfg.hidden_size,
+            cfg.encoder_layers,
+            cfg.bidirectional,
+            cfg.dropout,
+            cfg.pad_id,
+        )
+    raise ValueError(f"unknown encoder {cfg.encoder!r}")

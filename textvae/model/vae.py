@@ -1,0 +1,226 @@
+"""The sentence VAE: encoder -> diagonal Gaussian -> autoregressive decoder, and its loss.
+
+Reductions, stated once: reconstruction is the token cross-entropy **summed over a sentence's tokens**
+(end token included) and **averaged over sentences**; KL is analytic, per dimension, and likewise
+averaged over sentences. The loss is ``rec + beta * kl_term`` where ``kl_term`` applies free bits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from textvae.config import DataConfig, ModelConfig
+from textvae.data.batching import Batch, collate
+from textvae.data.text import normalize_text
+from textvae.model.decoders import build_decoder
+from textvae.model.decoding import DecodingConfig, generate
+from textvae.model.encoders import build_encoder
+from textvae.model.objective import gaussian_kl, kl_term, sum_per_row, token_nll, word_dropout
+
+if TYPE_CHECKING:
+    from textvae.data.tokenizer import TextTokenizer
+
+
+class Posterior(NamedTuple):
+    """Parameters of q(z|x): ``mu [B, Z]`` and ``logvar [B, Z]``."""
+
+    mu: Tensor
+    logvar: Tensor
+
+
+@dataclass
+class VAEOutput:
+    """What :meth:`TextVAE.forward` returns. Scalars are means over the batch's sentences, in nats."""
+
+    loss: Tensor  # rec + beta * kl_term (the quantity to minimise)
+    rec: Tensor  # reconstruction NLL per sentence (sum over tokens), mean over sentences
+    kl: Tensor  # KL(q(z|x) || p(z)) per sentence, mean over sentences (no free bits)
+    kl_per_dim: Tensor  # [Z] KL per dimension, mean over sentences
+    rec_per_sentence: Tensor  # [B]
+    kl_per_sentence: Tensor  # [B]
+    num_tokens: int  # target tokens in the batch (end tokens included, padding excluded)
+    mu: Tensor | None  # [B, Z]
+    logvar: Tensor | None  # [B, Z]
+    z: Tensor | None  # [B, Z]
+
+    @property
+    def neg_elbo(self) -> Tensor:
+        """``rec + kl`` per sentence, mean over sentences (beta = 1, no free bits)."""
+        return self.rec + self.kl
+
+    @property
+    def rec_per_token(self) -> Tensor:
+        return self.rec_per_sentence.sum() / max(self.num_tokens, 1)
+
+
+class TextVAE(nn.Module):
+    """A sentence VAE built from a :class:`ModelConfig` (and, for text in / text out, a tokenizer).
+
+    Tensor verbs: :meth:`encode`, :meth:`reparameterize`, :meth:`decode`, :meth:`forward`,
+    :meth:`generate`. Text verbs for notebooks: :meth:`encode_text`, :meth:`reconstruct`, :meth:`sample`.
+    """
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        tokenizer: TextTokenizer | None = None,
+        data_config: DataConfig | None = None,
+    ) -> None:
+        super().__init__()
+        if config.vocab_size <= 0:
+            raise ValueError(
+                "ModelConfig.vocab_size must be set (from the tokenizer) before building a model"
+            )
+        self.config = config
+        self.tokenizer = tokenizer
+        self.data_config = data_config or DataConfig()
+        self.encoder = build_encoder(config) if config.use_latent else None
+        self.to_posterior = (
+            nn.Linear(self.encoder.output_size, 2 * config.latent_size) if self.encoder else None
+        )
+        self.decoder = build_decoder(config)
+
+    # -- tensor verbs ------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def encode(self, input_ids: Tensor, lengths: Tensor) -> Posterior:
+        """``input_ids [B, T]``, ``lengths [B]`` -> ``Posterior(mu [B, Z], logvar [B, Z])``."""
+        if self.encoder is None:
+            raise RuntimeError("this model has no latent (model.use_latent=false): it is a language model")
+        mu, logvar = self.to_posterior(self.encoder(input_ids, lengths)).float().chunk(2, dim=-1)
+        return Posterior(mu, logvar)
+
+    @staticmethod
+    def reparameterize(mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """``z = mu + sigma * eps``, ``eps ~ N(0, I)``: ``[B, Z]`` -> ``[B, Z]``, differentiable in mu, logvar."""
+        eps = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
+        return mu + eps * (0.5 * logvar).exp()
+
+    def decode(self, input_ids: Tensor, z: Tensor | None, state=None) -> tuple[Tensor, object]:
+        """Teacher-forced decoder pass: ``input_ids [B, T]`` -> ``(hidden [B, T, H], state)``."""
+        return self.decoder(input_ids, z, state)
+
+    def forward(
+        self,
+        batch: Batch,
+        beta: float = 1.0,
+        *,
+        sample: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> VAEOutput:
+        """Loss and diagnostics for a batch. ``sample=False`` decodes from the posterior mean."""
+        ids, lengths = batch.input_ids, batch.lengths
+        bsz = ids.shape[0]
+        mu = logvar = z = None
+        if self.encoder is not None:
+            mu, logvar = self.encode(ids, lengths)
+            z = self.reparameterize(mu, logvar, generator) if sample else mu
+            kl_bz = gaussian_kl(mu, logvar)
+        else:
+            kl_bz = ids.new_zeros((bsz, 0), dtype=torch.float)
+
+        dec_in = ids[:, :-1]
+        if self.training:
+            dec_in = word_dropout(dec_in, lengths, self.config.word_dropout, self.config.unk_id)
+        hidden, _ = self.decoder(dec_in, z)
+        # Project only real positions: padding never reaches the (vocabulary-sized) output layer.
+        mask = torch.arange(dec_in.shape[1], device=ids.device).unsqueeze(0) < (lengths - 1).unsqueeze(1)
+        rows = mask.nonzero(as_tuple=True)[0]
+        nll = token_nll(self.decoder.project(hidden[mask]), ids[:, 1:][mask])
+        rec_b = sum_per_row(nll, rows, bsz)
+        kl_b = kl_bz.sum(dim=-1)
+        rec = rec_b.mean()
+        kl = kl_b.mean()
+        loss = rec
+        if self.encoder is not None:
+            loss = rec + beta * kl_term(kl_bz, self.config.free_bits, self.config.free_bits_mode)
+        return VAEOutput(
+            loss=loss,
+            rec=rec,
+            kl=kl,
+            kl_per_dim=kl_bz.mean(dim=0),
+            rec_per_sentence=rec_b,
+            kl_per_sentence=kl_b,
+            num_tokens=int(rows.numel()),
+            mu=mu,
+            logvar=logvar,
+            z=z,
+        )
+
+    def generate(
+        self,
+        z: Tensor | None = None,
+        num: int | None = None,
+        decoding: DecodingConfig | None = None,
+        generator: torch.Generator | None = None,
+    ) -> list[list[int]]:
+        """Token ids (no ``<s>``/``</s>``) decoded from ``z [N, Z]`` (or ``num`` sentences for a language model)."""
+        if z is None and self.encoder is not None:
+            raise ValueError("pass z (e.g. from sample_prior) to generate from a VAE")
+        n = z.shape[0] if z is not None else (num or 1)
+        c = self.config
+        return generate(self.decoder, z, n, c.bos_id, c.eos_id, decoding, generator)
+
+    def sample_prior(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` draws from p(z) = N(0, I): ``[n, Z]``."""
+        return torch.randn((n, self.config.latent_size), generator=generator, device=self.device)
+
+    # -- text verbs --------------------------------------------------------------------------------
+    def _require_tokenizer(self) -> TextTokenizer:
+        if self.tokenizer is None:
+            raise RuntimeError("this model has no tokenizer; load it with TextVAE.from_pretrained")
+        return self.tokenizer
+
+    def batch_from_text(self, sentences: Sequence[str]) -> Batch:
+        """Normalise sentences as the training data was, tokenize and pad them."""
+        tok = self._require_tokenizer()
+        texts = [normalize_text(s, self.data_config) for s in sentences]
+        ids = [x[: self.data_config.max_tokens] for x in tok.encode_batch(texts)]
+        c = self.config
+        return collate(ids, c.pad_id, c.bos_id, c.eos_id).to(self.device)
+
+    def decode_ids(self, ids: Sequence[Sequence[int]]) -> list[str]:
+        tok = self._require_tokenizer()
+        return [tok.decode(x) for x in ids]
+
+    @torch.no_grad()
+    def encode_text(self, sentences: Sequence[str]) -> Posterior:
+        """Posterior parameters of each sentence: ``Posterior(mu [N, Z], logvar [N, Z])``."""
+        b = self.batch_from_text(sentences)
+        return self.encode(b.input_ids, b.lengths)
+
+    @torch.no_grad()
+    def reconstruct(self, sentences: Sequence[str], decoding: DecodingConfig | None = None) -> list[str]:
+        """Encode to the posterior mean and decode (greedy unless ``decoding`` says otherwise)."""
+        mu, _ = self.encode_text(sentences)
+        return self.decode_ids(self.generate(mu, decoding=decoding))
+
+    @torch.no_grad()
+    def sample(self, n: int, decoding: DecodingConfig | None = None, seed: int | None = None) -> list[str]:
+        """``n`` sentences decoded from prior samples (or from the language model when there is no latent)."""
+        g = torch.Generator(self.device).manual_seed(seed) if seed is not None else None
+        if self.encoder is None:
+            return self.decode_ids(self.generate(None, num=n, decoding=decoding, generator=g))
+        z = self.sample_prior(n, g)
+        return self.decode_ids(self.generate(z, decoding=decoding, generator=g))
+
+    # -- persistence -------------------------------------------------------------------------------
+    def save_pretrained(self, directory, extra: dict | None = None) -> None:
+        """Write ``config.json``, ``model.safetensors`` and the tokenizer's files into ``directory``."""
+        from textvae.model.persistence import save_model_dir
+
+        save_model_dir(self, directory, extra)
+
+    @classmethod
+    def from_pretrained(cls, directory, device: str | torch.device = "cpu") -> TextVAE:
+        """Rebuild a model from a directory written by :meth:`save_pretrained` (or a run directory)."""
+        from textvae.model.persistence import load_model_dir
+
+        return load_model_dir(directory, device)

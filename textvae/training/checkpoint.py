@@ -1,0 +1,78 @@
+"""Checkpoints of a run: a model directory plus ``trainer_state.pt`` (optimizer, counters, RNG states).
+
+A checkpoint directory is replaced atomically: the new one is written beside it under a temporary
+name and swapped in with renames, so an interruption leaves the previous checkpoint loadable.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from textvae.errors import ModelDirError
+from textvae.model.persistence import CONFIG_NAME
+from textvae.model.vae import TextVAE
+
+STATE_NAME = "trainer_state.pt"
+
+
+def save_checkpoint(
+    model: TextVAE, directory: str | Path, extra: dict[str, Any], trainer_state: dict[str, Any] | None = None
+) -> Path:
+    """Write model (and trainer state) to ``directory``, replacing any previous content atomically."""
+    directory = Path(directory)
+    tmp = directory.with_name(directory.name + ".tmp")
+    old = directory.with_name(directory.name + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, extra)
+    if trainer_state is not None:
+        torch.save(trainer_state, tmp / STATE_NAME)
+    if directory.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        directory.rename(old)
+    tmp.rename(directory)
+    shutil.rmtree(old, ignore_errors=True)
+    return directory
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """The resumable checkpoint for ``train.resume``: a run directory's ``last/`` or a checkpoint itself.
+
+    If a crash happened mid-swap, ``last.old`` still holds the previous checkpoint and is used.
+    """
+    p = Path(path)
+    for cand in (p, p / "last", p / "last.old", p.with_name(p.name + ".old")):
+        if (cand / STATE_NAME).is_file() and (cand / CONFIG_NAME).is_file():
+            return cand
+    raise ModelDirError(f"nothing to resume in {p}: no {STATE_NAME} found (pass the run directory)")
+
+
+def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
+    """Read ``trainer_state.pt`` with ``weights_only=True`` (no code runs while loading)."""
+    try:
+        return torch.load(checkpoint / STATE_NAME, map_location="cpu", weights_only=True)
+    except Exception as e:  # any unpickling/format failure means a damaged file
+        raise ModelDirError(
+            f"{checkpoint / STATE_NAME} is damaged ({type(e).__name__}); cannot resume"
+        ) from None
+
+
+def rng_state() -> dict[str, Any]:
+    """Every random state that training consumes, in a form ``weights_only`` loading accepts."""
+    version, internal, gauss = random.getstate()
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": [version, list(internal), gauss]}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

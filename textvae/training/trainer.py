@@ -1,0 +1,292 @@
+"""The training loop: AdamW, clipping, β and learning-rate schedules, validation, checkpoints, resume.
+
+A run directory holds ``config.yaml`` (the resolved config), ``metrics.jsonl`` (one JSON object per
+log or validation), ``best/`` (the model with the lowest validation negative ELBO) and ``last/`` (the
+latest checkpoint, with ``trainer_state.pt`` for an exact resume).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from textvae.config import Config
+from textvae.data.batching import batch_indices, collate, iterate_batches
+from textvae.data.dataset import TokenizedCorpus, prepare_corpus
+from textvae.errors import ConfigError, TextVAEError
+from textvae.evaluation.metrics import elbo_stats
+from textvae.model.persistence import read_config
+from textvae.model.vae import TextVAE
+from textvae.training.checkpoint import (
+    find_checkpoint,
+    load_trainer_state,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from textvae.training.schedules import beta_at, lr_at
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA, then MPS, then CPU; anything else is passed to :class:`torch.device`."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"train.device: unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+
+
+@dataclasses.dataclass
+class TrainState:
+    """Counters that, with the RNG states and the optimizer, make a resume exact."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    best_neg_elbo: float = math.inf
+    evals_without_improvement: int = 0
+    log_sums: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+class Trainer:
+    """Trains a :class:`TextVAE` as ``config`` says. ``log`` receives human-readable lines."""
+
+    def __init__(self, config: Config, log: Callable[[str], None] = print) -> None:
+        self.config = copy.deepcopy(config)
+        self.log = log
+        self.device = resolve_device(self.config.train.device)
+        self.checkpoint: Path | None = None
+        tc = self.config.train
+        if tc.resume:
+            self.checkpoint = find_checkpoint(tc.resume)
+            self.run_dir = self.checkpoint.parent
+        else:
+            self.run_dir = Path(tc.output_dir)
+            if (self.run_dir / "last").exists() or (self.run_dir / "metrics.jsonl").exists():
+                raise TextVAEError(
+                    f"{self.run_dir} already holds a run; continue it with train.resume={self.run_dir} "
+                    "or choose a new train.output_dir"
+                )
+        if tc.max_steps < 1 or tc.batch_size < 1 or tc.eval_every < 1 or tc.log_every < 1:
+            raise ConfigError("train.max_steps, batch_size, eval_every and log_every must be >= 1")
+
+    # -- setup -------------------------------------------------------------------------------------
+    def _setup(self) -> None:
+        cfg, tc = self.config, self.config.train
+        torch.manual_seed(tc.seed)
+        random.seed(tc.seed)
+        tokenizer = label_names = None
+        if self.checkpoint is not None:
+            saved = read_config(self.checkpoint)
+            label_names = saved.get("label_names") or None
+            tokenizer = TextVAE.from_pretrained(self.checkpoint).tokenizer
+        self.data: TokenizedCorpus = prepare_corpus(cfg.data, tokenizer, label_names)
+        tok = self.data.tokenizer
+        m = cfg.model
+        m.vocab_size, m.pad_id, m.bos_id, m.eos_id, m.unk_id = (
+            tok.vocab_size,
+            tok.pad_id,
+            tok.bos_id,
+            tok.eos_id,
+            tok.unk_id,
+        )
+        if self.checkpoint is not None:
+            saved_model = read_config(self.checkpoint)["model"]
+            diff = [k for k, v in dataclasses.asdict(m).items() if saved_model.get(k) != v]
+            if diff:
+                raise ConfigError(
+                    f"train.resume: model.{diff[0]} differs from the checkpoint's; resume with its config"
+                )
+        self.model = TextVAE(m, tok, cfg.data).to(self.device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+        self.state = TrainState()
+        if self.checkpoint is not None:
+            self._restore()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        cfg.to_yaml(self.run_dir / "config.yaml")
+
+    def _restore(self) -> None:
+        loaded = TextVAE.from_pretrained(self.checkpoint, device=self.device)
+        self.model.load_state_dict(loaded.state_dict())
+        st = load_trainer_state(self.checkpoint)
+        self.optimizer.load_state_dict(st["optimizer"])
+        self.state = TrainState(**st["counters"])
+        set_rng_state(st["rng"])
+        # Records written after the checkpoint would be duplicated by the resumed run: drop them.
+        metrics = self.run_dir / "metrics.jsonl"
+        if metrics.exists():
+            keep = [
+                ln
+                for ln in metrics.read_text(encoding="utf-8").splitlines()
+                if _step_of(ln) <= self.state.step
+            ]
+            tmp = metrics.with_suffix(".jsonl.tmp")
+            tmp.write_text("".join(k + "\n" for k in keep), encoding="utf-8")
+            tmp.replace(metrics)
+        self.log(f"resumed from {self.checkpoint} at step {self.state.step}")
+
+    # -- loop --------------------------------------------------------------------------------------
+    def fit(self, stop_at: int | None = None) -> dict[str, Any]:
+        """Train until ``train.max_steps`` (or early stopping). ``stop_at`` ends the run after that many
+        steps as an interruption would, leaving a resumable checkpoint. Returns the last validation figures."""
+        self._setup()
+        cfg, tc, st = self.config, self.config.train, self.state
+        lengths = [len(x) + 2 for x in self.data.train_ids]
+        self.log(
+            f"training on {len(lengths)} sentences ({len(self.data.valid_ids)} validation), "
+            f"vocabulary {cfg.model.vocab_size}, {sum(p.numel() for p in self.model.parameters()):,} parameters, "
+            f"device {self.device}"
+        )
+        bar = tqdm(total=tc.max_steps, initial=st.step, disable=not tc.progress, dynamic_ncols=True)
+        last_eval: dict[str, Any] = {}
+        window_start = time.perf_counter()
+        self.model.train()
+        while st.step < tc.max_steps:
+            batches = batch_indices(
+                lengths,
+                tc.batch_size,
+                seed=tc.seed,
+                epoch=st.epoch,
+                bucket=tc.bucket,
+                max_batch_tokens=tc.max_batch_tokens,
+            )
+            while st.batch_in_epoch < len(batches) and st.step < tc.max_steps:
+                idx = batches[st.batch_in_epoch]
+                batch = self._collate(idx).to(self.device)
+                out = self._train_step(batch)
+                st.step += 1
+                st.batch_in_epoch += 1
+                _accumulate(st.log_sums, out, len(batch), batch.num_target_tokens)
+                bar.update(1)
+                bar.set_postfix(loss=f"{out['loss']:.2f}", kl=f"{out['kl']:.2f}", beta=f"{out['beta']:.2f}")
+                if st.step % tc.log_every == 0:
+                    self._write_train_record(time.perf_counter() - window_start)
+                    window_start = time.perf_counter()
+                final = st.step >= tc.max_steps
+                if st.step % tc.eval_every == 0 or final:
+                    t0 = time.perf_counter()
+                    last_eval = self._evaluate_and_checkpoint()
+                    window_start += time.perf_counter() - t0  # evaluation time is not training time
+                    if (
+                        tc.early_stopping_patience
+                        and st.evals_without_improvement >= tc.early_stopping_patience
+                    ):
+                        self.log(f"early stopping at step {st.step}: no improvement in validation ELBO")
+                        bar.close()
+                        return last_eval
+                elif stop_at is not None and st.step >= stop_at:
+                    self._save_last()
+                if stop_at is not None and st.step >= stop_at:
+                    bar.close()
+                    return last_eval
+            if st.batch_in_epoch >= len(batches):
+                st.epoch += 1
+                st.batch_in_epoch = 0
+        bar.close()
+        return last_eval
+
+    def _collate(self, idx: list[int]):
+        m, d = self.config.model, self.data
+        labels = None if d.train_labels is None else [d.train_labels[i] for i in idx]
+        return collate([d.train_ids[i] for i in idx], m.pad_id, m.bos_id, m.eos_id, labels)
+
+    def _train_step(self, batch) -> dict[str, float]:
+        tc, step = self.config.train, self.state.step
+        beta, lr = beta_at(step, tc), lr_at(step, tc)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        out = self.model(batch, beta=beta)
+        self.optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        if tc.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
+        self.optimizer.step()
+        return {"loss": out.loss.item(), "rec": out.rec.item(), "kl": out.kl.item(), "beta": beta, "lr": lr}
+
+    def _write_train_record(self, seconds: float) -> None:
+        s = self.state.log_sums
+        n = max(s.get("n", 0), 1)
+        record = {
+            "split": "train",
+            "step": self.state.step,
+            "epoch": self.state.epoch,
+            **{k: s[k] / s["steps"] for k in ("loss", "rec", "kl", "beta", "lr")},
+            "rec_per_token": s["rec_sum"] / max(s["tokens"], 1),
+            "sentences": int(s["n"]),
+            "tokens": int(s["tokens"]),
+            "tokens_per_sec": s["tokens"] / max(seconds, 1e-9),
+            "sentences_per_sec": n / max(seconds, 1e-9),
+        }
+        self._append_metrics(record)
+        self.state.log_sums = {}
+
+    def _evaluate_and_checkpoint(self) -> dict[str, Any]:
+        tc, st, d, m = self.config.train, self.state, self.data, self.config.model
+        ids = d.valid_ids[: tc.eval_max_sentences] if tc.eval_max_sentences else d.valid_ids
+        batches = iterate_batches(ids, tc.batch_size, m.pad_id, m.bos_id, m.eos_id)
+        stats = elbo_stats(self.model, batches, seed=tc.seed, au_threshold=tc.au_threshold)
+        record = {"split": "valid", "step": st.step, "beta": beta_at(max(st.step - 1, 0), tc), **stats}
+        self._append_metrics(record)
+        self.log(
+            f"step {st.step}: valid -ELBO {stats['neg_elbo']:.2f} rec {stats['rec']:.2f} "
+            f"KL {stats['kl']:.2f} AU {stats['au']}/{m.latent_size if m.use_latent else 0}"
+        )
+        if stats["neg_elbo"] < st.best_neg_elbo:
+            st.best_neg_elbo = stats["neg_elbo"]
+            st.evals_without_improvement = 0
+            save_checkpoint(self.model, self.run_dir / "best", self._extra())
+        else:
+            st.evals_without_improvement += 1
+        self._save_last()
+        return record
+
+    def _save_last(self) -> None:
+        state = {
+            "optimizer": self.optimizer.state_dict(),
+            "counters": dataclasses.asdict(self.state),
+            "rng": rng_state(),
+        }
+        save_checkpoint(self.model, self.run_dir / "last", self._extra(), state)
+
+    def _extra(self) -> dict[str, Any]:
+        return {"train": dataclasses.asdict(self.config.train), "label_names": self.data.label_names}
+
+    def _append_metrics(self, record: dict[str, Any]) -> None:
+        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def _accumulate(sums: dict[str, float], out: dict[str, float], sentences: int, tokens: int) -> None:
+    for k, v in out.items():
+        sums[k] = sums.get(k, 0.0) + v
+    sums["steps"] = sums.get("steps", 0) + 1
+    sums["n"] = sums.get("n", 0) + sentences
+    sums["tokens"] = sums.get("tokens", 0) + tokens
+    sums["rec_sum"] = sums.get("rec_sum", 0.0) + out["rec"] * sentences
+
+
+def _step_of(line: str) -> int:
+    try:
+        return int(json.loads(line).get("step", 0))
+    except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
+        return 1 << 62  # unreadable line: drop it
+
+
+def train(config: Config, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train as ``config`` says; returns the last validation figures."""
+    return Trainer(config, log).fit()
