@@ -1,0 +1,98 @@
+import json
+
+import pytest
+import torch
+
+from textvae.config import Config
+from textvae.errors import TextVAEError
+from textvae.model.vae import TextVAE
+from textvae.training.trainer import Trainer
+
+
+def tiny_config(out, **overrides) -> Config:
+    cfg = Config.from_dict(
+        {
+            "data": {"train": "synthetic", "synthetic_size": 300, "valid_fraction": 0.1},
+            "model": {"embedding_size": 16, "hidden_size": 24, "latent_size": 4, "word_dropout": 0.2, "dropout": 0.1},
+            "train": {
+                "output_dir": str(out),
+                "max_steps": 12,
+                "batch_size": 16,
+                "eval_every": 6,
+                "log_every": 2,
+                "progress": False,
+                "beta_warmup_steps": 10,
+            },
+        }
+    )
+    return cfg.apply_overrides([f"{k}={v}" for k, v in overrides.items()])
+
+
+def records(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_training_writes_run_directory(tmp_path):
+    run = tmp_path / "run"
+    result = Trainer(tiny_config(run), log=lambda s: None).fit()
+    assert result["step"] == 12 and result["split"] == "valid"
+    for sub in ("best", "last"):
+        assert (run / sub / "config.json").is_file() and (run / sub / "model.safetensors").is_file()
+    assert (run / "last" / "trainer_state.pt").is_file() and not (run / "best" / "trainer_state.pt").exists()
+    recs = records(run)
+    train = [r for r in recs if r["split"] == "train"]
+    valid = [r for r in recs if r["split"] == "valid"]
+    assert [r["step"] for r in train] == [2, 4, 6, 8, 10, 12]
+    assert [r["step"] for r in valid] == [6, 12]
+    assert {"neg_elbo", "rec", "kl", "au", "kl_per_dim"} <= valid[0].keys()
+    assert all(r["tokens_per_sec"] > 0 for r in train)
+    assert Config.from_yaml(run / "config.yaml").model.vocab_size > 4
+    vae = TextVAE.from_pretrained(run)
+    assert len(vae.sample(3, seed=0)) == 3
+
+
+def test_refuses_to_overwrite_an_existing_run(tmp_path):
+    run = tmp_path / "run"
+    Trainer(tiny_config(run, **{"train.max_steps": 2, "train.eval_every": 2}), log=lambda s: None).fit()
+    before = (run / "metrics.jsonl").read_bytes()
+    with pytest.raises(TextVAEError, match="already holds a run"):
+        Trainer(tiny_config(run), log=lambda s: None)
+    assert (run / "metrics.jsonl").read_bytes() == before
+
+
+def test_resume_equals_uninterrupted_run(tmp_path):
+    full = tmp_path / "full"
+    Trainer(tiny_config(full), log=lambda s: None).fit()
+    part = tmp_path / "part"
+    # Interrupt between evaluations (step 7 is not a multiple of eval_every or log_every).
+    Trainer(tiny_config(part), log=lambda s: None).fit(stop_at=7)
+    Trainer(tiny_config(part, **{"train.resume": str(part)}), log=lambda s: None).fit()
+
+    def strip(rs):
+        return [{k: v for k, v in r.items() if not k.endswith("_per_sec")} for r in rs]
+
+    assert strip(records(part)) == strip(records(full))
+    a = TextVAE.from_pretrained(full / "last").state_dict()
+    b = TextVAE.from_pretrained(part / "last").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_with_a_different_model_is_refused(tmp_path):
+    run = tmp_path / "run"
+    Trainer(tiny_config(run), log=lambda s: None).fit(stop_at=3)
+    with pytest.raises(TextVAEError, match="model.hidden_size differs"):
+        Trainer(tiny_config(run, **{"train.resume": str(run), "model.hidden_size": 8}), log=lambda s: None).fit()
+
+
+def test_early_stopping(tmp_path):
+    run = tmp_path / "run"
+    # lr 0 never improves: patience 1 stops at the second evaluation.
+    cfg = tiny_config(run, **{"train.lr": 0.0, "train.early_stopping_patience": 1, "train.eval_every": 2})
+    result = Trainer(cfg, log=lambda s: None).fit()
+    assert result["step"] == 4
+
+
+def test_language_model_baseline_trains(tmp_path):
+    run = tmp_path / "lm"
+    result = Trainer(tiny_config(run, **{"model.use_latent": False}), log=lambda s: None).fit()
+    assert result["kl"] == 0.0 and result["au"] == 0
