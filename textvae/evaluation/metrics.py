@@ -71,3 +71,27 @@ def elbo_stats(
         "num_sentences": n_sent,
         "num_tokens": n_tok,
     }
+
+
+@torch.no_grad()
+def collect_posteriors(model: Any, batches: Iterable[Batch]) -> tuple[Tensor, Tensor]:
+    """Posterior parameters of every sentence in ``batches``, in batch order.
+
+    Returns ``(mu [N, Z], logvar [N, Z])`` float32 on the model's device (N x Z is small even for a whole
+    corpus). Raises ``RuntimeError`` for a language model (no latent).
+    """
+    was_training = model.training
+    model.eval()
+    mus: list[Tensor] = []
+    logvars: list[Tensor] = []
+    try:
+        for batch in batches:
+            batch = batch.to(model.device)
+            mu, logvar = model.encode(batch.input_ids, batch.lengths)
+            mus.append(mu.float())
+            logvars.append(logvar.float())
+    finally:
+        model.train(was_training)
+    if not mus:
+        raise ValueError("no sentences to encode")
+    return torch.cat(mus), torch.cat(logvars)
