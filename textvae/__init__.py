@@ -1,3 +1,25 @@
 """textvae: variational autoencoders over sentences."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+__all__ = ["Config", "TextVAE", "__version__"]
+
+if TYPE_CHECKING:
+    from textvae.config import Config
+    from textvae.model.vae import TextVAE
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so that `import textvae.config` (and `textvae --help`) does not pay for importing torch.
+    if name == "TextVAE":
+        from textvae.model.vae import TextVAE
+
+        return TextVAE
+    if name == "Config":
+        from textvae.config import Config
+
+        return Config
+    raise AttributeError(f"module 'textvae' has no attribute {name!r}")
