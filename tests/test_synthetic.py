@@ -202,8 +202,10 @@ def test_write_corpus_lines(tmp_path) -> None:
 
 def test_write_corpus_lines_with_label(tmp_path) -> None:
     path = write_corpus(tmp_path / "train.tsv", 50, seed=1, label="sentiment")
-    for line, s in zip(path.read_text(encoding="utf-8").splitlines(), generate(50, seed=1), strict=True):
-        assert line == f"{s.factors['sentiment']}\t{s.text}"
+    header, *rows = path.read_text(encoding="utf-8").splitlines()
+    assert header == "text\tsentiment"
+    for line, s in zip(rows, generate(50, seed=1), strict=True):
+        assert line == f"{s.text}\t{s.factors['sentiment']}"
     with pytest.raises(ValueError):
         write_corpus(tmp_path / "bad.txt", 5, label="colour")
 

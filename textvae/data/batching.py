@@ -89,19 +89,13 @@ def batch_indices(
         rng.shuffle(order)
     if bucket:
         pool = batch_size * pool_batches
-        order = [
-            i
-            for s in range(0, len(order), pool)
-            for i in sorted(order[s : s + pool], key=lengths.__getitem__)
-        ]
+        order = [i for s in range(0, len(order), pool) for i in sorted(order[s : s + pool], key=lengths.__getitem__)]
     batches: list[list[int]] = []
     current: list[int] = []
     longest = 0
     for i in order:
         n = lengths[i]
-        too_many_tokens = (
-            max_batch_tokens is not None and (len(current) + 1) * max(longest, n) > max_batch_tokens
-        )
+        too_many_tokens = max_batch_tokens is not None and (len(current) + 1) * max(longest, n) > max_batch_tokens
         if current and (len(current) >= batch_size or too_many_tokens):
             batches.append(current)
             current, longest = [], 0

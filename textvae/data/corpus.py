@@ -1,0 +1,406 @@
+"""Corpora loaded through 🤗 ``datasets``: read one source, clean it, split it into train and validation.
+
+A source is a text file (one sentence per line), a file of paragraphs (split into sentences by Punkt,
+trained unsupervised on the file itself), JSON lines, CSV/TSV, a directory of ``.txt`` files, a folder
+written by ``save_to_disk``, a Hugging Face dataset name, or ``synthetic`` (:mod:`textvae.data.synthetic`).
+Every loader returns a :class:`datasets.Dataset` with a ``text`` column (and ``label`` when
+``data.label_column`` is set); :func:`preprocess` then cleans it and counts what it removed.
+
+File loads use the ``datasets`` cache (keyed on path and modification time), so a second run on the same
+file skips parsing. Every problem the user can fix is raised as :class:`DataError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import pyarrow as pa
+
+from textvae.config import DataConfig
+from textvae.data.text import normalize_text
+from textvae.errors import DataError
+
+#: Keys of :attr:`Corpus.stats`. ``read == train + valid + blank + dropped_short + dropped_long + duplicates``;
+#: ``truncated`` counts sentences that were kept but shortened (a subset of the kept ones).
+STAT_KEYS = ("read", "blank", "dropped_short", "dropped_long", "truncated", "duplicates", "train", "valid")
+
+_DISK_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
+# Suffixes that mark a path as a file name: such a missing path is "file not found", never a hub name.
+_FILE_SUFFIXES = (".txt", ".text", ".json", ".jsonl", ".csv", ".tsv", ".gz", ".bz2", ".xz", ".zip", ".parquet")
+# "owner/name" or a bare "name": what a Hugging Face dataset id looks like (and a missing file usually doesn't).
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+
+# Row status codes written by the cleaning pass (kept rows are < _BLANK).
+_KEPT, _TRUNCATED, _BLANK, _SHORT, _LONG = 0, 1, 2, 3, 4
+
+
+@dataclass
+class Corpus:
+    """A cleaned corpus: ``text`` (and ``label``) columns in both splits, plus counts of what was removed."""
+
+    train: datasets.Dataset
+    valid: datasets.Dataset
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+# -- loading -------------------------------------------------------------------------------------------
+
+
+def load_corpus(cfg: DataConfig) -> Corpus:
+    """Read, clean and split the corpus that ``cfg`` describes.
+
+    Without ``cfg.valid`` a seeded random ``valid_fraction`` of the cleaned training sentences (at least
+    one) is held out; with it, that source is loaded and cleaned the same way. Stats are summed over both.
+    """
+    _check_config(cfg)
+    train, stats = preprocess(read_texts(cfg.train, cfg), cfg)
+    if len(train) == 0:
+        raise DataError(_empty_message(cfg.train, stats, cfg))
+    if cfg.valid is None:
+        train, valid = _split(train, cfg)
+    else:
+        if cfg.valid == "synthetic":  # a fresh sample (another seed), sized like the held-out fraction
+            n_valid = max(1, round(cfg.synthetic_size * cfg.valid_fraction))
+            raw = _read_synthetic(cfg.valid, cfg, n=n_valid, seed=cfg.seed + 1)
+        else:
+            raw = read_texts(cfg.valid, cfg)
+        valid, vstats = preprocess(raw, cfg)
+        if len(valid) == 0:
+            raise DataError(_empty_message(cfg.valid, vstats, cfg))
+        stats = {k: stats[k] + vstats[k] for k in stats}
+    stats["train"], stats["valid"] = len(train), len(valid)
+    return Corpus(train=train, valid=valid, stats=stats)
+
+
+def detect_format(source: str, fmt: str = "auto") -> str:
+    """The format of ``source``: ``fmt`` itself unless it is ``auto``, else guessed from the path."""
+    if fmt != "auto":
+        return fmt
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return "disk" if any((path / m).is_file() for m in _DISK_MARKERS) else "dir"
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json"):
+        return "jsonl"
+    if suffix in (".csv", ".tsv"):
+        return "csv"
+    if path.is_file():
+        return "lines"
+    if suffix not in _FILE_SUFFIXES and _HUB_ID.match(source) and not source.startswith("."):
+        return "hf"
+    raise DataError(f"file not found: {source}; check data.train / data.valid")
+
+
+def read_texts(source: str, cfg: DataConfig) -> datasets.Dataset:
+    """Load one source as it is (no cleaning): a ``text`` column, plus ``label`` iff ``cfg.label_column``."""
+    datasets.disable_progress_bar()  # keep CLI output clean; loads are quick or cached anyway
+    if source == "synthetic":
+        return _read_synthetic(source, cfg)
+    fmt = detect_format(source, cfg.format)
+    path = Path(source).expanduser()
+    if fmt != "hf" and not path.exists():
+        raise DataError(f"file not found: {source}; check data.train / data.valid")
+    if cfg.label_column and fmt in ("lines", "paragraphs", "dir"):
+        raise DataError(
+            f"data.label_column is set but {source} is plain text ({fmt}); use a jsonl/csv file with a "
+            "label column, or unset data.label_column"
+        )
+    if fmt in ("lines", "paragraphs", "jsonl", "csv") and not path.is_file():
+        raise DataError(f"{source} is not a file (data.format={fmt}); give a file or set data.format")
+    if fmt in ("dir", "disk") and not path.is_dir():
+        raise DataError(f"{source} is not a directory (data.format={fmt}); give a directory or set data.format")
+    if fmt in ("lines", "paragraphs", "jsonl", "csv") and path.stat().st_size == 0:
+        return _empty(cfg)
+    if fmt == "lines":
+        return _load_files("text", [path], source)
+    if fmt == "dir":
+        files = sorted(p for p in path.rglob("*.txt") if p.is_file())
+        if not files:
+            raise DataError(f"{source} contains no .txt files; put one sentence per line in .txt files")
+        files = [p for p in files if p.stat().st_size > 0]  # the text builder can't infer a schema from nothing
+        return _load_files("text", files, source) if files else _empty(cfg)
+    if fmt == "paragraphs":
+        text = _read_utf8(path)
+        return datasets.Dataset.from_dict({"text": split_sentences(_paragraphs(text))})
+    if fmt == "jsonl":
+        ds = _load_files("json", [path], source)
+    elif fmt == "csv":
+        # na_filter=False: a sentence such as "NA" or "null" stays text instead of becoming a missing value.
+        sep = "\t" if path.suffix.lower() == ".tsv" else ","
+        ds = _load_files("csv", [path], source, sep=sep, na_filter=False)
+    elif fmt == "disk":
+        ds = _load_disk(path, source)
+    elif fmt == "hf":
+        ds = _load_hub(source)
+    else:
+        raise DataError(f"unknown data.format '{fmt}'; use auto, lines, paragraphs, jsonl, csv, dir, hf or disk")
+    return _select_columns(ds, source, cfg)
+
+
+def _empty(cfg: DataConfig) -> datasets.Dataset:
+    cols: dict[str, list[str]] = {"text": []}
+    if cfg.label_column:
+        cols["label"] = []
+    return datasets.Dataset.from_dict(cols, features=datasets.Features({k: datasets.Value("string") for k in cols}))
+
+
+@contextlib.contextmanager
+def _quiet_datasets() -> Iterator[None]:
+    """Silence ``datasets`` logging while loading: failures are re-raised as one-line DataErrors instead."""
+    previous = datasets.logging.get_verbosity()
+    datasets.logging.set_verbosity(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        datasets.logging.set_verbosity(previous)
+
+
+def _root_cause(e: BaseException) -> BaseException:
+    while (nxt := e.__cause__ or e.__context__) is not None:
+        e = nxt
+    return e
+
+
+def _load_files(builder: str, files: list[Path], source: str, **kwargs: Any) -> datasets.Dataset:
+    """``load_dataset(builder, data_files=files)`` with decoding and parse errors turned into DataErrors."""
+    try:
+        with _quiet_datasets():
+            return datasets.load_dataset(builder, data_files=[str(f) for f in files], split="train", **kwargs)
+    except (datasets.exceptions.DatasetGenerationError, ValueError, StopIteration) as e:
+        cause = _root_cause(e)
+        if isinstance(cause, UnicodeDecodeError) or "decode" in str(cause).lower():
+            for f in files:  # find which file is at fault: only on failure, so the happy path reads once
+                _read_utf8(f)
+        reason = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+        raise DataError(f"could not read {source} as {builder}: {reason}; fix the file or set data.format") from None
+
+
+def _read_utf8(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise DataError(
+            f"{path} is not UTF-8 text (invalid byte at line {line}); re-save it with UTF-8 encoding, "
+            f"e.g. iconv -f latin1 -t utf-8"
+        ) from None
+
+
+def _load_disk(path: Path, source: str) -> datasets.Dataset:
+    try:
+        loaded = datasets.load_from_disk(str(path))
+    except (FileNotFoundError, ValueError, OSError) as e:
+        raise DataError(f"{source} is not a dataset saved with save_to_disk ({e}); check the path") from None
+    return _pick_split(loaded, source)
+
+
+def _load_hub(name: str) -> datasets.Dataset:
+    try:
+        with _quiet_datasets():
+            loaded = datasets.load_dataset(name)
+    except Exception as e:  # network, auth, unknown name: all are the user's to fix
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DataError(
+            f"'{name}' is not a local file, and loading it as a Hugging Face dataset failed ({reason}); "
+            "check the path, or the dataset name and network access"
+        ) from None
+    return _pick_split(loaded, name)
+
+
+def _pick_split(loaded: Any, source: str) -> datasets.Dataset:
+    """The ``train`` split of a DatasetDict (or its only split); a Dataset as it is."""
+    if isinstance(loaded, datasets.Dataset):
+        return loaded
+    if "train" in loaded:
+        return loaded["train"]
+    if len(loaded) == 1:
+        return next(iter(loaded.values()))
+    raise DataError(f"{source} has splits {', '.join(loaded)} but no 'train'; save the training split alone")
+
+
+def _select_columns(ds: datasets.Dataset, source: str, cfg: DataConfig) -> datasets.Dataset:
+    """Keep the text (and label) columns, renamed to ``text`` / ``label``, values as ``str``."""
+    cols = ds.column_names
+    for key, col in (("text_column", cfg.text_column), ("label_column", cfg.label_column)):
+        if col is not None and col not in cols:
+            raise DataError(
+                f"{source} has no column '{col}' (available: {', '.join(cols)}); set data.{key} to one of them"
+            )
+    if cfg.label_column:
+        for i, value in enumerate(_column(ds, cfg.label_column).to_pylist()):
+            if value is None or (isinstance(value, str) and not value.strip()):
+                raise DataError(
+                    f"row {i + 1} of {source} has no value in label column '{cfg.label_column}'; "
+                    "fill it in or remove the row"
+                )
+    text_col, label_col = cfg.text_column, cfg.label_column
+
+    def convert(batch: dict[str, list]) -> dict[str, list[str]]:
+        out = {"text": ["" if t is None else str(t) for t in batch[text_col]]}
+        if label_col:
+            out["label"] = [str(v) for v in batch[label_col]]
+        return out
+
+    # Explicit features: otherwise a same-named input column (an int "label") casts the strings back.
+    features = datasets.Features({"text": datasets.Value("string")})
+    if label_col:
+        features["label"] = datasets.Value("string")
+    return ds.map(convert, batched=True, batch_size=10_000, remove_columns=cols, features=features)
+
+
+def _column(ds: datasets.Dataset, name: str) -> pa.ChunkedArray:
+    """One column as Arrow, in one call (``ds[name]`` iterates row by row in datasets >= 4)."""
+    return ds.with_format("arrow")[name]
+
+
+def _read_synthetic(source: str, cfg: DataConfig, n: int | None = None, seed: int | None = None) -> datasets.Dataset:
+    from textvae.data.synthetic import FACTORS, generate
+
+    if cfg.label_column and cfg.label_column not in FACTORS:
+        raise DataError(
+            f"the synthetic corpus has no factor '{cfg.label_column}' (factors: {', '.join(FACTORS)}); "
+            "set data.label_column to one of them"
+        )
+    sentences = generate(cfg.synthetic_size if n is None else n, seed=cfg.seed if seed is None else seed)
+    cols = {"text": [s.text for s in sentences]}
+    if cfg.label_column:
+        cols["label"] = [str(s.factors[cfg.label_column]) for s in sentences]
+    return datasets.Dataset.from_dict(cols)
+
+
+# -- paragraphs ------------------------------------------------------------------------------------------
+
+
+def _paragraphs(text: str) -> list[str]:
+    """Blank-line separated blocks (inner line breaks become spaces), or one paragraph per line."""
+    if re.search(r"\n[ \t]*\r?\n", text):
+        blocks = re.split(r"\n[ \t]*\r?\n", text)
+        return [" ".join(b.split()) for b in blocks if b.strip()]
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def split_sentences(paragraphs: list[str]) -> list[str]:
+    """Split paragraphs into sentences with Punkt trained unsupervised on the paragraphs themselves.
+
+    No pretrained model is needed (nothing is downloaded): Punkt learns abbreviations, collocations and
+    sentence starters from the text it is about to split.
+    """
+    from nltk.tokenize.punkt import PunktSentenceTokenizer, PunktTrainer
+
+    paragraphs = [p for p in paragraphs if p.strip()]
+    if not paragraphs:
+        return []
+    # Default settings on purpose: INCLUDE_ALL_COLLOCS would learn "left. He" as a collocation in small
+    # texts and stop splitting real sentence boundaries.
+    trainer = PunktTrainer()
+    trainer.train("\n\n".join(paragraphs), finalize=False)
+    trainer.finalize_training()
+    splitter = PunktSentenceTokenizer(trainer.get_params())
+    return [s.strip() for p in paragraphs for s in splitter.tokenize(p) if s.strip()]
+
+
+# -- cleaning --------------------------------------------------------------------------------------------
+
+
+def _check_config(cfg: DataConfig) -> None:
+    if cfg.word_tokenizer not in ("none", "whitespace", "treebank"):
+        raise DataError(f"data.word_tokenizer must be none, whitespace or treebank; got {cfg.word_tokenizer!r}")
+    if cfg.length_policy not in ("drop", "truncate"):
+        raise DataError(f"data.length_policy must be drop or truncate; got {cfg.length_policy!r}")
+    if cfg.max_length < 1 or cfg.min_length > cfg.max_length:
+        raise DataError(
+            f"need 1 <= data.max_length and data.min_length <= data.max_length; "
+            f"got min_length={cfg.min_length}, max_length={cfg.max_length}"
+        )
+    if cfg.valid is None and not 0.0 <= cfg.valid_fraction < 1.0:
+        raise DataError(f"data.valid_fraction must be in [0, 1); got {cfg.valid_fraction}")
+
+
+def _clean_batch(batch: dict[str, list], cfg: DataConfig) -> dict[str, list]:
+    """Normalise each sentence and mark it kept / truncated / blank / too short / too long."""
+    texts, status = [], []
+    for raw in batch["text"]:
+        text = normalize_text(raw, cfg)
+        words = text.split()
+        if not words:
+            code = _BLANK
+        elif len(words) < cfg.min_length:
+            code = _SHORT
+        elif len(words) <= cfg.max_length:
+            code = _KEPT
+        elif cfg.length_policy == "drop":
+            code = _LONG
+        else:
+            code, text = _TRUNCATED, _first_words(text, cfg.max_length)
+        texts.append(text if code <= _TRUNCATED else "")  # don't store text that is thrown away
+        status.append(code)
+    return {"text": texts, "_status": status}
+
+
+def _first_words(text: str, n: int) -> str:
+    """The first ``n`` whitespace-separated words of ``text``, with their original spacing."""
+    m = re.match(rf"\s*(?:\S+\s+){{{n - 1}}}\S+", text)
+    return m.group(0).strip() if m else text
+
+
+def preprocess(ds: datasets.Dataset, cfg: DataConfig) -> tuple[datasets.Dataset, dict[str, int]]:
+    """Clean ``ds`` (columns ``text`` [+ ``label``]) as ``cfg`` says and count what happened to the rows.
+
+    Steps, in order: strip; drop blank rows; lowercase; word-tokenize; drop rows shorter than
+    ``min_length`` words; drop or truncate rows longer than ``max_length`` words; drop exact duplicates
+    (first kept) when ``dedup``. Returns the cleaned dataset and counts (``train``/``valid`` set to 0).
+    """
+    _check_config(cfg)
+    stats = dict.fromkeys(STAT_KEYS, 0)
+    stats["read"] = len(ds)
+    if len(ds) == 0:
+        return ds, stats
+    with _quiet_datasets():
+        ds = ds.map(_clean_batch, batched=True, batch_size=2_000, fn_kwargs={"cfg": cfg})
+    status = _column(ds, "_status").to_numpy()
+    counts = np.bincount(status, minlength=5)
+    stats["blank"], stats["dropped_short"], stats["dropped_long"] = (int(counts[c]) for c in (_BLANK, _SHORT, _LONG))
+    stats["truncated"] = int(counts[_TRUNCATED])
+    keep = np.flatnonzero(status <= _TRUNCATED)
+    if cfg.dedup and len(keep):
+        seen: set[str] = set()
+        first = []
+        for i, text in zip(keep.tolist(), _column(ds, "text").take(keep).to_pylist()):
+            if text not in seen:
+                seen.add(text)
+                first.append(i)
+        stats["duplicates"] = len(keep) - len(first)
+        keep = np.asarray(first, dtype=np.int64)
+    ds = ds.select(keep).remove_columns("_status").flatten_indices()
+    return ds, stats
+
+
+def _split(ds: datasets.Dataset, cfg: DataConfig) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """Seeded random train/valid split; corpus order is kept inside each part."""
+    n = len(ds)
+    if n < 2:
+        raise DataError(
+            f"{cfg.train} has only {n} sentence after preprocessing, too few to hold out a validation "
+            "set; provide more data or a separate data.valid"
+        )
+    n_valid = min(n - 1, max(1, round(n * cfg.valid_fraction)))
+    perm = np.random.default_rng(cfg.seed).permutation(n)
+    valid_idx, train_idx = np.sort(perm[:n_valid]), np.sort(perm[n_valid:])
+    return ds.select(train_idx).flatten_indices(), ds.select(valid_idx).flatten_indices()
+
+
+def _empty_message(source: str, stats: dict[str, int], cfg: DataConfig) -> str:
+    return (
+        f"{source} contains no sentences after preprocessing ({stats['read']} read: {stats['blank']} blank, "
+        f"{stats['dropped_short']} shorter than data.min_length={cfg.min_length}, {stats['dropped_long']} "
+        f"longer than data.max_length={cfg.max_length}); give a file with text or relax the length limits"
+    )
