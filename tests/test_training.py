@@ -96,3 +96,22 @@ def test_language_model_baseline_trains(tmp_path):
     run = tmp_path / "lm"
     result = Trainer(tiny_config(run, **{"model.use_latent": False}), log=lambda s: None).fit()
     assert result["kl"] == 0.0 and result["au"] == 0
+
+
+def test_conditional_vae_trains_and_generates_per_label(tmp_path):
+    run = tmp_path / "cvae"
+    cfg = tiny_config(run, **{"data.label_column": "sentiment", "model.conditional": True})
+    Trainer(cfg, log=lambda s: None).fit()
+    vae = TextVAE.from_pretrained(run)
+    assert vae.label_names == ["negative", "positive"] and vae.config.num_labels == 2
+    assert len(vae.sample(3, seed=0, label="positive")) == 3
+    assert len(vae.reconstruct(["the cat loves the park ."], labels=["negative"])) == 1
+    with pytest.raises(TextVAEError, match="not seen in training"):
+        vae.sample(2, label="neutral")
+    with pytest.raises(TextVAEError, match="give a label"):
+        vae.sample(2)
+
+
+def test_conditional_without_labels_is_a_config_error(tmp_path):
+    with pytest.raises(TextVAEError, match="data.label_column"):
+        Trainer(tiny_config(tmp_path / "r", **{"model.conditional": True}), log=lambda s: None).fit()

@@ -70,6 +70,9 @@ class ModelConfig:
     word_dropout: float = 0.0  # Bowman et al. 2016: decoder inputs -> <unk> with this probability
     free_bits: float = 0.0  # nats; 0 disables
     free_bits_mode: str = "dim"  # dim: sum_i max(l, KL_i) | vector: max(l, sum_i KL_i)
+    conditional: bool = False  # conditional VAE (Sohn et al. 2015): a label embedding feeds encoder and decoder
+    label_embedding_size: int = 16
+    num_labels: int = 0  # filled in from the data's label column
     vocab_size: int = 0
     pad_id: int = 0
     bos_id: int = 1
@@ -184,9 +187,7 @@ class Config:
         """Apply ``key=value`` strings in order; values are parsed as YAML scalars (``null`` is None)."""
         for item in overrides:
             if "=" not in item:
-                raise ConfigError(
-                    f"override '{item}' must look like section.key=value (e.g. train.max_steps=100)"
-                )
+                raise ConfigError(f"override '{item}' must look like section.key=value (e.g. train.max_steps=100)")
             key, _, raw = item.partition("=")
             try:
                 value = yaml.safe_load(raw) if raw.strip() else ""

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from textvae.data.batching import Batch, iterate_batches
 from textvae.evaluation.metrics import active_units, collect_posteriors
-from textvae.model.objective import gaussian_kl, sum_per_row, token_nll
+from textvae.model.objective import gaussian_kl
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -40,20 +40,9 @@ def _eval_mode(model: Any) -> Iterator[None]:
         model.train(was_training)
 
 
-def _sentence_nll(model: Any, ids: Tensor, lengths: Tensor, z: Tensor | None) -> Tensor:
-    """Teacher-forced ``-log p(x|z)``: ``ids [M, T]``, ``lengths [M]``, ``z [M, Z] | None`` -> ``[M]`` nats.
-
-    Mirrors :meth:`TextVAE.forward`: the decoder reads ``<s> w1 .. wn`` and predicts ``w1 .. wn </s>``;
-    only real positions reach the output layer (the vocabulary projection dominates the cost).
-    """
-    width = int(lengths.max())
-    ids = ids[:, :width]  # a chunk may be shorter than its batch: don't run the RNN over pure padding
-    dec_in = ids[:, :-1]
-    hidden, _ = model.decoder(dec_in, z)
-    mask = torch.arange(dec_in.shape[1], device=ids.device).unsqueeze(0) < (lengths - 1).unsqueeze(1)
-    rows = mask.nonzero(as_tuple=True)[0]
-    nll = token_nll(model.decoder.project(hidden[mask]), ids[:, 1:][mask])
-    return sum_per_row(nll, rows, ids.shape[0])
+def _sentence_nll(model: Any, ids: Tensor, lengths: Tensor, z: Tensor | None, labels: Tensor | None) -> Tensor:
+    """Teacher-forced ``-log p(x|z)`` (the model's own :meth:`TextVAE.sentence_nll`): ``[M]`` nats."""
+    return model.sentence_nll(ids, lengths, model.decoder_code(z, labels))[0]
 
 
 @torch.no_grad()
@@ -69,6 +58,7 @@ def log_likelihood_given_z(
     """
     dev = model.device
     ids, lengths = batch.input_ids.to(dev), batch.lengths.to(dev)
+    labels = None if batch.labels is None else batch.labels.to(dev)
     bsz = ids.shape[0]
     if z is None or z.dim() == 2:
         k, flat_z, shape = 1, z, (bsz,)
@@ -82,7 +72,7 @@ def log_likelihood_given_z(
     step = total if not chunk_size else max(1, chunk_size)
     with _eval_mode(model):
         if step >= total and k == 1:
-            return -_sentence_nll(model, ids, lengths, flat_z).reshape(shape)
+            return -_sentence_nll(model, ids, lengths, flat_z, labels).reshape(shape)
         out = torch.empty(total, device=dev)
         # Pairs are flattened sentence-major (row r is sentence r // K), so a chunk holds whole runs of one
         # sentence's samples and the chunk boundaries cannot change which code meets which sentence.
@@ -90,7 +80,8 @@ def log_likelihood_given_z(
             end = min(total, start + step)
             rows = torch.arange(start, end, device=dev) // k
             zc = None if flat_z is None else flat_z[start:end]
-            out[start:end] = -_sentence_nll(model, ids[rows], lengths[rows], zc)
+            lab = None if labels is None else labels[rows]
+            out[start:end] = -_sentence_nll(model, ids[rows], lengths[rows], zc, lab)
     return out.reshape(shape)
 
 
@@ -148,7 +139,7 @@ def iw_nll(
         return exact_nll(model, batch)
     with _eval_mode(model):
         batch = batch.to(model.device)
-        mu, logvar = model.encode(batch.input_ids, batch.lengths)
+        mu, logvar = model.encode(batch.input_ids, batch.lengths, batch.labels)
         log_w, _ = _importance_terms(model, batch, mu, logvar, num_samples, chunk_size, generator)
     return -(torch.logsumexp(log_w, dim=1) - math.log(num_samples))
 
@@ -283,7 +274,7 @@ def evaluate_corpus(
                     rec_b = -log_likelihood_given_z(model, batch, None)
                     nll_b = rec_b
                 else:
-                    mu, logvar = model.encode(batch.input_ids, batch.lengths)
+                    mu, logvar = model.encode(batch.input_ids, batch.lengths, batch.labels)
                     mus.append(mu)
                     logvars.append(logvar)
                     kl_sum += float(gaussian_kl(mu, logvar).sum())

@@ -117,8 +117,9 @@ class RNNDecoder(Decoder):
 
 
 def build_decoder(cfg: ModelConfig) -> Decoder:
-    """The decoder named by ``cfg.decoder``; ``use_latent=False`` gives an unconditioned language model."""
-    latent = cfg.latent_size if cfg.use_latent else 0
+    """The decoder named by ``cfg.decoder``. Its conditioning code is z (``use_latent``) followed by the
+    label embedding (``conditional``); with neither it is an unconditioned language model."""
+    latent = (cfg.latent_size if cfg.use_latent else 0) + (cfg.label_embedding_size if cfg.conditional else 0)
     if cfg.decoder in ("lstm", "gru"):
         return RNNDecoder(
             cfg.decoder,

@@ -38,6 +38,7 @@ def save_model_dir(model: TextVAE, directory: str | Path, extra: dict[str, Any] 
         "torch_version": torch.__version__,
         "model": dataclasses.asdict(model.config),
         "data": dataclasses.asdict(model.data_config),
+        "label_names": list(model.label_names),
     }
     if model.tokenizer is not None:
         tok_dir = directory / TOKENIZER_SUBDIR
@@ -69,9 +70,7 @@ def resolve_model_dir(path: str | Path) -> Path:
     for sub in ("best", "last"):
         if (p / sub / CONFIG_NAME).is_file():
             return p / sub
-    raise ModelDirError(
-        f"{p} is not a textvae model directory (no {CONFIG_NAME}); pass a run's best/ or last/"
-    )
+    raise ModelDirError(f"{p} is not a textvae model directory (no {CONFIG_NAME}); pass a run's best/ or last/")
 
 
 def read_config(directory: str | Path) -> dict[str, Any]:
@@ -105,6 +104,7 @@ def load_model_dir(directory: str | Path, device: str | torch.device = "cpu") ->
     if not weights.is_file():
         raise ModelDirError(f"{d} has no {WEIGHTS_NAME}; the checkpoint is incomplete")
     model = TextVAE(cfg.model, tokenizer, cfg.data)
+    model.label_names = [str(x) for x in info.get("label_names") or []]
     try:
         missing, unexpected = load_model(model, str(weights), strict=False, device=str(device))
     except (SafetensorError, OSError, RuntimeError) as e:

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from textvae.config import DataConfig, ModelConfig
 from textvae.data.batching import Batch, collate
 from textvae.data.text import normalize_text
+from textvae.errors import TextVAEError
 from textvae.model.decoders import build_decoder
 from textvae.model.decoding import DecodingConfig, generate
 from textvae.model.encoders import build_encoder
@@ -73,29 +74,53 @@ class TextVAE(nn.Module):
     ) -> None:
         super().__init__()
         if config.vocab_size <= 0:
-            raise ValueError(
-                "ModelConfig.vocab_size must be set (from the tokenizer) before building a model"
-            )
+            raise ValueError("ModelConfig.vocab_size must be set (from the tokenizer) before building a model")
         self.config = config
         self.tokenizer = tokenizer
         self.data_config = data_config or DataConfig()
+        if config.conditional and config.num_labels < 1:
+            raise ValueError("a conditional model needs ModelConfig.num_labels >= 1 (from the label column)")
         self.encoder = build_encoder(config) if config.use_latent else None
+        label_size = config.label_embedding_size if config.conditional else 0
+        self.label_embedding = nn.Embedding(config.num_labels, label_size) if config.conditional else None
         self.to_posterior = (
-            nn.Linear(self.encoder.output_size, 2 * config.latent_size) if self.encoder else None
+            nn.Linear(self.encoder.output_size + label_size, 2 * config.latent_size) if self.encoder else None
         )
         self.decoder = build_decoder(config)
+        self.label_names: list[str] = []  # label id -> label string, set when trained on labelled data
 
     # -- tensor verbs ------------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def encode(self, input_ids: Tensor, lengths: Tensor) -> Posterior:
-        """``input_ids [B, T]``, ``lengths [B]`` -> ``Posterior(mu [B, Z], logvar [B, Z])``."""
+    def _labels(self, labels: Tensor | None) -> Tensor | None:
+        """Label embeddings ``[B, L]`` for a conditional model (None otherwise)."""
+        if self.label_embedding is None:
+            return None
+        if labels is None:
+            raise ValueError("this is a conditional model: pass the label of each sentence")
+        return self.label_embedding(labels)
+
+    def encode(self, input_ids: Tensor, lengths: Tensor, labels: Tensor | None = None) -> Posterior:
+        """``input_ids [B, T]``, ``lengths [B]`` (``labels [B]`` for a conditional model) ->
+        ``Posterior(mu [B, Z], logvar [B, Z])``."""
         if self.encoder is None:
             raise RuntimeError("this model has no latent (model.use_latent=false): it is a language model")
-        mu, logvar = self.to_posterior(self.encoder(input_ids, lengths)).float().chunk(2, dim=-1)
+        h = self.encoder(input_ids, lengths)
+        e = self._labels(labels)
+        if e is not None:
+            h = torch.cat([h, e.to(h.dtype)], dim=-1)
+        mu, logvar = self.to_posterior(h).float().chunk(2, dim=-1)
         return Posterior(mu, logvar)
+
+    def decoder_code(self, z: Tensor | None, labels: Tensor | None = None) -> Tensor | None:
+        """What the decoder is conditioned on: ``z [B, Z]``, then the label embedding for a conditional
+        model -> ``[B, Z (+ L)]``, or None for an unconditioned language model."""
+        e = self._labels(labels)
+        if e is None:
+            return z
+        return e if z is None else torch.cat([z, e.to(z.dtype)], dim=-1)
 
     @staticmethod
     def reparameterize(mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -103,9 +128,27 @@ class TextVAE(nn.Module):
         eps = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
         return mu + eps * (0.5 * logvar).exp()
 
-    def decode(self, input_ids: Tensor, z: Tensor | None, state=None) -> tuple[Tensor, object]:
+    def decode(
+        self, input_ids: Tensor, z: Tensor | None, labels: Tensor | None = None, state=None
+    ) -> tuple[Tensor, object]:
         """Teacher-forced decoder pass: ``input_ids [B, T]`` -> ``(hidden [B, T, H], state)``."""
-        return self.decoder(input_ids, z, state)
+        return self.decoder(input_ids, self.decoder_code(z, labels), state)
+
+    def sentence_nll(self, input_ids: Tensor, lengths: Tensor, code: Tensor | None) -> tuple[Tensor, int]:
+        """``-log p(x | code)`` per sentence, teacher-forced: ``[B]`` nats (sum over tokens, end token
+        included), and the number of target tokens. ``code`` comes from :meth:`decoder_code`. Word
+        dropout applies in training mode only."""
+        width = int(lengths.max())
+        ids = input_ids[:, :width]  # a sub-batch may be narrower than its padding: skip pure-pad columns
+        dec_in = ids[:, :-1]
+        if self.training:
+            dec_in = word_dropout(dec_in, lengths, self.config.word_dropout, self.config.unk_id)
+        hidden, _ = self.decoder(dec_in, code)
+        # Project only real positions: padding never reaches the (vocabulary-sized) output layer.
+        mask = torch.arange(dec_in.shape[1], device=ids.device).unsqueeze(0) < (lengths - 1).unsqueeze(1)
+        rows = mask.nonzero(as_tuple=True)[0]
+        nll = token_nll(self.decoder.project(hidden[mask]), ids[:, 1:][mask])
+        return sum_per_row(nll, rows, ids.shape[0]), int(rows.numel())
 
     def forward(
         self,
@@ -116,25 +159,15 @@ class TextVAE(nn.Module):
         generator: torch.Generator | None = None,
     ) -> VAEOutput:
         """Loss and diagnostics for a batch. ``sample=False`` decodes from the posterior mean."""
-        ids, lengths = batch.input_ids, batch.lengths
-        bsz = ids.shape[0]
+        ids, lengths, labels = batch.input_ids, batch.lengths, batch.labels
         mu = logvar = z = None
         if self.encoder is not None:
-            mu, logvar = self.encode(ids, lengths)
+            mu, logvar = self.encode(ids, lengths, labels)
             z = self.reparameterize(mu, logvar, generator) if sample else mu
             kl_bz = gaussian_kl(mu, logvar)
         else:
-            kl_bz = ids.new_zeros((bsz, 0), dtype=torch.float)
-
-        dec_in = ids[:, :-1]
-        if self.training:
-            dec_in = word_dropout(dec_in, lengths, self.config.word_dropout, self.config.unk_id)
-        hidden, _ = self.decoder(dec_in, z)
-        # Project only real positions: padding never reaches the (vocabulary-sized) output layer.
-        mask = torch.arange(dec_in.shape[1], device=ids.device).unsqueeze(0) < (lengths - 1).unsqueeze(1)
-        rows = mask.nonzero(as_tuple=True)[0]
-        nll = token_nll(self.decoder.project(hidden[mask]), ids[:, 1:][mask])
-        rec_b = sum_per_row(nll, rows, bsz)
+            kl_bz = ids.new_zeros((ids.shape[0], 0), dtype=torch.float)
+        rec_b, num_tokens = self.sentence_nll(ids, lengths, self.decoder_code(z, labels))
         kl_b = kl_bz.sum(dim=-1)
         rec = rec_b.mean()
         kl = kl_b.mean()
@@ -148,7 +181,7 @@ class TextVAE(nn.Module):
             kl_per_dim=kl_bz.mean(dim=0),
             rec_per_sentence=rec_b,
             kl_per_sentence=kl_b,
-            num_tokens=int(rows.numel()),
+            num_tokens=num_tokens,
             mu=mu,
             logvar=logvar,
             z=z,
@@ -160,13 +193,15 @@ class TextVAE(nn.Module):
         num: int | None = None,
         decoding: DecodingConfig | None = None,
         generator: torch.Generator | None = None,
+        labels: Tensor | None = None,
     ) -> list[list[int]]:
-        """Token ids (no ``<s>``/``</s>``) decoded from ``z [N, Z]`` (or ``num`` sentences for a language model)."""
+        """Token ids (no ``<s>``/``</s>``) decoded from ``z [N, Z]`` (or ``num`` sentences for a language
+        model); ``labels [N]`` for a conditional model."""
         if z is None and self.encoder is not None:
             raise ValueError("pass z (e.g. from sample_prior) to generate from a VAE")
-        n = z.shape[0] if z is not None else (num or 1)
+        n = z.shape[0] if z is not None else (labels.shape[0] if labels is not None else (num or 1))
         c = self.config
-        return generate(self.decoder, z, n, c.bos_id, c.eos_id, decoding, generator)
+        return generate(self.decoder, self.decoder_code(z, labels), n, c.bos_id, c.eos_id, decoding, generator)
 
     def sample_prior(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``n`` draws from p(z) = N(0, I): ``[n, Z]``."""
@@ -190,26 +225,50 @@ class TextVAE(nn.Module):
         tok = self._require_tokenizer()
         return [tok.decode(x) for x in ids]
 
+    def label_ids(self, labels: Sequence[str] | None, n: int) -> Tensor | None:
+        """Label strings -> ``[n]`` ids for a conditional model (one label is repeated ``n`` times);
+        None for an unconditional one. A label not seen in training raises :class:`TextVAEError`."""
+        if not self.config.conditional:
+            if labels:
+                raise TextVAEError("this model is not conditional (model.conditional=false): it takes no label")
+            return None
+        if not labels:
+            raise TextVAEError(f"this is a conditional model: give a label, one of {', '.join(self.label_names)}")
+        index = {name: i for i, name in enumerate(self.label_names)}
+        unknown = [x for x in labels if x not in index]
+        if unknown:
+            raise TextVAEError(f"label {unknown[0]!r} was not seen in training; use one of {', '.join(index)}")
+        ids = [index[x] for x in labels]
+        if len(ids) == 1:
+            ids = ids * n
+        return torch.tensor(ids, dtype=torch.long, device=self.device)
+
     @torch.no_grad()
-    def encode_text(self, sentences: Sequence[str]) -> Posterior:
+    def encode_text(self, sentences: Sequence[str], labels: Sequence[str] | None = None) -> Posterior:
         """Posterior parameters of each sentence: ``Posterior(mu [N, Z], logvar [N, Z])``."""
         b = self.batch_from_text(sentences)
-        return self.encode(b.input_ids, b.lengths)
+        return self.encode(b.input_ids, b.lengths, self.label_ids(labels, len(sentences)))
 
     @torch.no_grad()
-    def reconstruct(self, sentences: Sequence[str], decoding: DecodingConfig | None = None) -> list[str]:
+    def reconstruct(
+        self, sentences: Sequence[str], decoding: DecodingConfig | None = None, labels: Sequence[str] | None = None
+    ) -> list[str]:
         """Encode to the posterior mean and decode (greedy unless ``decoding`` says otherwise)."""
-        mu, _ = self.encode_text(sentences)
-        return self.decode_ids(self.generate(mu, decoding=decoding))
+        lab = self.label_ids(labels, len(sentences))
+        b = self.batch_from_text(sentences)
+        mu, _ = self.encode(b.input_ids, b.lengths, lab)
+        return self.decode_ids(self.generate(mu, decoding=decoding, labels=lab))
 
     @torch.no_grad()
-    def sample(self, n: int, decoding: DecodingConfig | None = None, seed: int | None = None) -> list[str]:
-        """``n`` sentences decoded from prior samples (or from the language model when there is no latent)."""
+    def sample(
+        self, n: int, decoding: DecodingConfig | None = None, seed: int | None = None, label: str | None = None
+    ) -> list[str]:
+        """``n`` sentences decoded from prior samples (or from the language model when there is no latent);
+        ``label`` for a conditional model."""
         g = torch.Generator(self.device).manual_seed(seed) if seed is not None else None
-        if self.encoder is None:
-            return self.decode_ids(self.generate(None, num=n, decoding=decoding, generator=g))
-        z = self.sample_prior(n, g)
-        return self.decode_ids(self.generate(z, decoding=decoding, generator=g))
+        lab = self.label_ids([label] if label is not None else None, n)
+        z = None if self.encoder is None else self.sample_prior(n, g)
+        return self.decode_ids(self.generate(z, num=n, decoding=decoding, generator=g, labels=lab))
 
     # -- persistence -------------------------------------------------------------------------------
     def save_pretrained(self, directory, extra: dict | None = None) -> None:

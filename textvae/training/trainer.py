@@ -98,6 +98,9 @@ class Trainer:
         self.data: TokenizedCorpus = prepare_corpus(cfg.data, tokenizer, label_names)
         tok = self.data.tokenizer
         m = cfg.model
+        if m.conditional and not self.data.label_names:
+            raise ConfigError("model.conditional needs labels: set data.label_column (or use a labelled corpus)")
+        m.num_labels = len(self.data.label_names) if m.conditional else 0
         m.vocab_size, m.pad_id, m.bos_id, m.eos_id, m.unk_id = (
             tok.vocab_size,
             tok.pad_id,
@@ -113,6 +116,7 @@ class Trainer:
                     f"train.resume: model.{diff[0]} differs from the checkpoint's; resume with its config"
                 )
         self.model = TextVAE(m, tok, cfg.data).to(self.device)
+        self.model.label_names = list(self.data.label_names)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
         self.state = TrainState()
         if self.checkpoint is not None:
@@ -130,11 +134,7 @@ class Trainer:
         # Records written after the checkpoint would be duplicated by the resumed run: drop them.
         metrics = self.run_dir / "metrics.jsonl"
         if metrics.exists():
-            keep = [
-                ln
-                for ln in metrics.read_text(encoding="utf-8").splitlines()
-                if _step_of(ln) <= self.state.step
-            ]
+            keep = [ln for ln in metrics.read_text(encoding="utf-8").splitlines() if _step_of(ln) <= self.state.step]
             tmp = metrics.with_suffix(".jsonl.tmp")
             tmp.write_text("".join(k + "\n" for k in keep), encoding="utf-8")
             tmp.replace(metrics)
@@ -182,10 +182,7 @@ class Trainer:
                     t0 = time.perf_counter()
                     last_eval = self._evaluate_and_checkpoint()
                     window_start += time.perf_counter() - t0  # evaluation time is not training time
-                    if (
-                        tc.early_stopping_patience
-                        and st.evals_without_improvement >= tc.early_stopping_patience
-                    ):
+                    if tc.early_stopping_patience and st.evals_without_improvement >= tc.early_stopping_patience:
                         self.log(f"early stopping at step {st.step}: no improvement in validation ELBO")
                         bar.close()
                         return last_eval
@@ -237,8 +234,16 @@ class Trainer:
 
     def _evaluate_and_checkpoint(self) -> dict[str, Any]:
         tc, st, d, m = self.config.train, self.state, self.data, self.config.model
-        ids = d.valid_ids[: tc.eval_max_sentences] if tc.eval_max_sentences else d.valid_ids
-        batches = iterate_batches(ids, tc.batch_size, m.pad_id, m.bos_id, m.eos_id)
+        ids, labels = d.valid_ids, d.valid_labels
+        if m.conditional:  # a label never seen in training has no embedding: leave those sentences out
+            keep = [i for i, y in enumerate(labels) if y >= 0]
+            ids, labels = [ids[i] for i in keep], [labels[i] for i in keep]
+        else:
+            labels = None
+        if tc.eval_max_sentences:
+            ids = ids[: tc.eval_max_sentences]
+            labels = labels[: tc.eval_max_sentences] if labels is not None else None
+        batches = iterate_batches(ids, tc.batch_size, m.pad_id, m.bos_id, m.eos_id, labels)
         stats = elbo_stats(self.model, batches, seed=tc.seed, au_threshold=tc.au_threshold)
         record = {"split": "valid", "step": st.step, "beta": beta_at(max(st.step - 1, 0), tc), **stats}
         self._append_metrics(record)
@@ -264,7 +269,7 @@ class Trainer:
         save_checkpoint(self.model, self.run_dir / "last", self._extra(), state)
 
     def _extra(self) -> dict[str, Any]:
-        return {"train": dataclasses.asdict(self.config.train), "label_names": self.data.label_names}
+        return {"train": dataclasses.asdict(self.config.train)}
 
     def _append_metrics(self, record: dict[str, Any]) -> None:
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
