@@ -19,10 +19,7 @@ def tiny(**kw) -> ModelConfig:
 
 def batch(n=5, seed=0):
     g = torch.Generator().manual_seed(seed)
-    seqs = [
-        torch.randint(4, V, (int(torch.randint(1, 9, (1,), generator=g)),), generator=g).tolist()
-        for _ in range(n)
-    ]
+    seqs = [torch.randint(4, V, (int(torch.randint(1, 9, (1,), generator=g)),), generator=g).tolist() for _ in range(n)]
     return collate(seqs, 0, 1, 2)
 
 
@@ -48,9 +45,7 @@ def test_reconstruction_is_sum_over_tokens_mean_over_sentences():
     m = TextVAE(tiny()).eval()
     b = batch(4)
     out = m(b, sample=False)
-    single = [
-        m(collate([b.input_ids[i, 1 : b.lengths[i] - 1].tolist()], 0, 1, 2), sample=False) for i in range(4)
-    ]
+    single = [m(collate([b.input_ids[i, 1 : b.lengths[i] - 1].tolist()], 0, 1, 2), sample=False) for i in range(4)]
     assert out.rec.item() == pytest.approx(sum(s.rec.item() for s in single) / 4, rel=1e-5)
 
 

@@ -13,9 +13,7 @@ from hypothesis import strategies as st
 from textvae.data import synthetic as syn
 from textvae.data.synthetic import FACTORS, SyntheticSentence, generate, parse, render, write_corpus
 
-ALL_FACTOR_COMBOS = [
-    dict(zip(FACTORS, values, strict=True)) for values in itertools.product(*FACTORS.values())
-]
+ALL_FACTOR_COMBOS = [dict(zip(FACTORS, values, strict=True)) for values in itertools.product(*FACTORS.values())]
 factor_dicts = st.fixed_dictionaries({name: st.sampled_from(values) for name, values in FACTORS.items()})
 content_seeds = st.integers(min_value=0, max_value=2**32)
 

@@ -56,9 +56,7 @@ def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
     try:
         return torch.load(checkpoint / STATE_NAME, map_location="cpu", weights_only=True)
     except Exception as e:  # any unpickling/format failure means a damaged file
-        raise ModelDirError(
-            f"{checkpoint / STATE_NAME} is damaged ({type(e).__name__}); cannot resume"
-        ) from None
+        raise ModelDirError(f"{checkpoint / STATE_NAME} is damaged ({type(e).__name__}); cannot resume") from None
 
 
 def rng_state() -> dict[str, Any]:
