@@ -48,6 +48,10 @@ class DataConfig:
     vocab_size: int = 10000  # upper bound for word / bpe / unigram vocabularies, specials included
     min_frequency: int = 1  # word / bpe: rarer words map to <unk>
     pretrained_tokenizer: str | None = None  # local path (or hub name) when tokenizer == "pretrained"
+    # A pretrained tokenizer (local folder or hub name) for the encoder alone, e.g. BERT's WordPiece in front of a
+    # GPT-2 or trained decoder; None: the encoder reads the decoder's ids. Needed by model.encoder=pretrained
+    # unless the decoder's tokenizer is that model's own.
+    encoder_tokenizer: str | None = None
     max_tokens: int = 128  # hard cap on token ids per sentence after tokenization (begin/end excluded)
 
 
@@ -55,8 +59,8 @@ class DataConfig:
 class ModelConfig:
     """Architecture and objective. ``vocab_size`` and the special-token ids are filled in from the tokenizer."""
 
-    encoder: str = "lstm"  # lstm | gru
-    decoder: str = "lstm"  # lstm | gru
+    encoder: str = "lstm"  # lstm | gru | transformer | pretrained
+    decoder: str = "lstm"  # lstm | gru | transformer | pretrained
     embedding_size: int = 256
     hidden_size: int = 512
     encoder_layers: int = 1
@@ -64,7 +68,10 @@ class ModelConfig:
     bidirectional: bool = True
     latent_size: int = 32
     use_latent: bool = True  # False: the same network is a plain language model (the baseline)
-    z_conditioning: str = "both"  # init (initial state) | concat (every input) | both
+    # How the decoder sees z. RNN: init (initial state) | concat (concatenated to every input) | both.
+    # Transformer and pretrained decoders: init = a key/value memory prefix every layer attends to (Optimus),
+    # concat = a projection of z added to every input embedding, both = both.
+    z_conditioning: str = "both"
     tie_embeddings: bool = False  # decoder output projection shares the input embedding matrix
     dropout: float = 0.0  # on embeddings and decoder outputs
     word_dropout: float = 0.0  # Bowman et al. 2016: decoder inputs -> <unk> with this probability
@@ -73,6 +80,18 @@ class ModelConfig:
     conditional: bool = False  # conditional VAE (Sohn et al. 2015): a label embedding feeds encoder and decoder
     label_embedding_size: int = 16
     num_labels: int = 0  # filled in from the data's label column
+    # Transformer trained from scratch (encoder and/or decoder): width hidden_size (token embeddings of
+    # embedding_size are projected to it when they differ), depth encoder_layers / decoder_layers.
+    num_heads: int = 4  # attention heads; hidden_size must be divisible by it
+    ffn_size: int = 0  # feed-forward inner width; 0: 4 * hidden_size
+    positions: str = "learned"  # learned | sinusoidal
+    max_positions: int = 512  # learned positions: the longest sequence, <s> and </s> included
+    pooling: str = "mean"  # transformer / pretrained encoder summary: mean (over real tokens) | cls (first token)
+    # Pretrained backbones through 🤗 transformers; a saved textvae model rebuilds them offline from its own files.
+    encoder_pretrained: str | None = None  # encoder=pretrained: local folder or hub name (AutoModel, BERT-like)
+    decoder_pretrained: str | None = None  # decoder=pretrained: folder or hub name (AutoModelForCausalLM, GPT-2-like)
+    freeze_encoder_steps: int = 0  # the encoder's weights stay fixed for the first N optimizer steps
+    trust_remote_code: bool = False  # let transformers run code shipped with a backbone: only for sources you trust
     vocab_size: int = 0
     pad_id: int = 0
     bos_id: int = 1
@@ -100,6 +119,9 @@ class TrainConfig:
     beta_cycles: int = 4  # cyclical: number of cycles over max_steps
     beta_cycle_ratio: float = 0.5  # cyclical: fraction of each cycle spent increasing
     eval_every: int = 200
+    checkpoint_every: int | None = None  # steps between resumable checkpoints (default: eval_every)
+    on_nonfinite: str = "skip"  # skip: drop the update (NaN/inf loss or gradient) | stop: end the run
+    max_skipped_steps: int = 100  # skip mode gives up after this many skipped updates
     eval_max_sentences: int | None = None  # cap on validation sentences per evaluation
     log_every: int = 20
     early_stopping_patience: int | None = None  # evaluations without improvement before stopping
@@ -205,11 +227,14 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "data.word_tokenizer": ("none", "whitespace", "treebank"),
     "data.length_policy": ("drop", "truncate"),
     "data.tokenizer": ("word", "bpe", "unigram", "pretrained"),
-    "model.encoder": ("lstm", "gru"),
-    "model.decoder": ("lstm", "gru"),
+    "model.encoder": ("lstm", "gru", "transformer", "pretrained"),
+    "model.decoder": ("lstm", "gru", "transformer", "pretrained"),
     "model.z_conditioning": ("init", "concat", "both"),
+    "model.positions": ("learned", "sinusoidal"),
+    "model.pooling": ("mean", "cls"),
     "model.free_bits_mode": ("dim", "vector"),
     "train.lr_schedule": ("constant", "linear", "cosine"),
+    "train.on_nonfinite": ("skip", "stop"),
     "train.beta_schedule": ("constant", "linear", "logistic", "cyclical"),
 }
 

@@ -15,7 +15,7 @@ def demo_config() -> Config:
                 "hidden_size": 256,
                 "latent_size": 16,
                 "word_dropout": 0.3,
-                "free_bits": 0.25,
+                "free_bits": 1.25,
             },
             "train": {
                 "output_dir": "runs/demo",

@@ -26,12 +26,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from textvae.training.trainer import train
+    from textvae.training.trainer import Trainer
 
     cfg = Config.from_yaml(args.config).apply_overrides(args.overrides)
-    result = train(cfg)
+    trainer = Trainer(cfg)
+    result = trainer.fit()
+    if trainer.interrupted:
+        return _interrupted_exit(trainer.interrupted)
     _print_summary(cfg, result)
     return 0
+
+
+def _interrupted_exit(signal_name: str) -> int:
+    """The shell's convention for a run ended by a signal: 128 + its number (130 for SIGINT)."""
+    import signal
+
+    return 128 + int(signal.Signals[signal_name])
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -43,6 +53,8 @@ def run_demo(args: argparse.Namespace) -> int:
         cfg.train.output_dir = str(_free_dir(Path(cfg.train.output_dir)))
     trainer = Trainer(cfg)
     result = trainer.fit()
+    if trainer.interrupted:
+        return _interrupted_exit(trainer.interrupted)
     _print_summary(cfg, result)
     print()
     showcase(trainer.run_dir, trainer.data.valid_texts[:5])

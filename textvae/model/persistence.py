@@ -2,13 +2,16 @@
 
 Weights are only ever read from safetensors (no pickle). The config records the tokenizer's vocabulary
 size and fingerprint, so a directory whose tokenizer does not match its weights is refused.
+
+Optional parts: ``encoder_tokenizer/`` (an encoder with a tokenizer of its own) and, for pretrained
+backbones, ``backbone_encoder/`` / ``backbone_decoder/`` holding the backbone's 🤗 ``config.json`` only: loading
+builds the architecture from it and fills it from ``model.safetensors``, so nothing is downloaded.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +23,7 @@ from safetensors.torch import load_model, save_model
 from textvae import __version__
 from textvae.config import Config, ModelConfig
 from textvae.errors import ConfigError, ModelDirError
+from textvae.fileio import atomic_write_text, fsync_path, sha256_file
 
 if TYPE_CHECKING:
     from textvae.model.vae import TextVAE
@@ -27,6 +31,8 @@ if TYPE_CHECKING:
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 TOKENIZER_SUBDIR = "tokenizer"
+ENCODER_TOKENIZER_SUBDIR = "encoder_tokenizer"
+BACKBONE_SUBDIRS = {"encoder": "backbone_encoder", "decoder": "backbone_decoder"}
 
 
 def save_model_dir(model: TextVAE, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
@@ -50,11 +56,14 @@ def save_model_dir(model: TextVAE, directory: str | Path, extra: dict[str, Any] 
             "vocab_size": model.tokenizer.vocab_size,
             "fingerprint": model.tokenizer.fingerprint(),
         }
+    _save_backbone_parts(model, directory, info)
     info.update(extra or {})
-    save_model(model, str(directory / WEIGHTS_NAME))
-    tmp = directory / (CONFIG_NAME + ".tmp")
-    tmp.write_text(json.dumps(info, indent=2), encoding="utf-8")
-    os.replace(tmp, directory / CONFIG_NAME)
+    weights = directory / WEIGHTS_NAME
+    save_model(model, str(weights))
+    fsync_path(weights)
+    # The checksum lets a load tell a damaged (truncated, bit-flipped) weights file from a valid one.
+    info["weights_sha256"] = sha256_file(weights)
+    atomic_write_text(directory / CONFIG_NAME, json.dumps(info, indent=2))
     return directory
 
 
@@ -103,7 +112,12 @@ def load_model_dir(directory: str | Path, device: str | torch.device = "cpu") ->
     weights = d / WEIGHTS_NAME
     if not weights.is_file():
         raise ModelDirError(f"{d} has no {WEIGHTS_NAME}; the checkpoint is incomplete")
-    model = TextVAE(cfg.model, tokenizer, cfg.data)
+    recorded = info.get("weights_sha256")
+    if recorded and sha256_file(weights) != recorded:
+        raise ModelDirError(f"{weights} is damaged (checksum mismatch); restore it from a backup or retrain")
+    encoder_tokenizer = _load_encoder_tokenizer(d, info, cfg)
+    model = TextVAE(cfg.model, tokenizer, cfg.data, backbone_configs=_load_backbone_configs(d, cfg.model))
+    model.encoder_tokenizer = encoder_tokenizer
     model.label_names = [str(x) for x in info.get("label_names") or []]
     try:
         missing, unexpected = load_model(model, str(weights), strict=False, device=str(device))
@@ -128,3 +142,70 @@ def _check_tokenizer(d: Path, info: dict[str, Any], tokenizer: Any, model_cfg: M
         raise ModelDirError(
             f"{d}: tokenizer vocabulary differs from the one the model was trained with (fingerprint mismatch)"
         )
+
+
+# -- encoder tokenizer and pretrained backbones ----------------------------------------------------------
+
+
+def _replace_dir(path: Path, write: Any) -> None:
+    """Write a sub-folder from scratch (``write(path)``), so no file of an older save lingers in it."""
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    write(path)
+
+
+def _save_backbone_parts(model: TextVAE, directory: Path, info: dict[str, Any]) -> None:
+    """Write the encoder's own tokenizer (recorded in ``info``) and the pretrained backbones' 🤗 configs."""
+    enc_tok = model.encoder_tokenizer if model.encoder is not None else None
+    if enc_tok is not None:
+        _replace_dir(directory / ENCODER_TOKENIZER_SUBDIR, enc_tok.save)
+        info["encoder_tokenizer"] = {
+            "kind": enc_tok.kind,
+            "vocab_size": enc_tok.vocab_size,
+            "fingerprint": enc_tok.fingerprint(),
+        }
+    for role, sub in BACKBONE_SUBDIRS.items():
+        hf_config = getattr(getattr(model, role), "hf_config", None)
+        if hf_config is not None:
+            _replace_dir(directory / sub, lambda d, c=hf_config: c.save_pretrained(str(d)))
+
+
+def _load_encoder_tokenizer(d: Path, info: dict[str, Any], cfg: Config) -> Any:
+    """The saved ``encoder_tokenizer/`` of a model whose encoder has its own tokenizer, else None."""
+    from textvae.data.tokenizer import TextTokenizer
+
+    if not (cfg.data.encoder_tokenizer and cfg.model.use_latent):
+        return None
+    sub = d / ENCODER_TOKENIZER_SUBDIR
+    if not sub.is_dir():
+        raise ModelDirError(f"{d} has no {ENCODER_TOKENIZER_SUBDIR}/ for its encoder; the checkpoint is incomplete")
+    tok = TextTokenizer.load(sub)
+    recorded = (info.get("encoder_tokenizer") or {}).get("fingerprint")
+    if recorded and recorded != tok.fingerprint():
+        raise ModelDirError(f"{sub}: the encoder's tokenizer differs from the one it was trained with")
+    return tok
+
+
+def _load_backbone_configs(d: Path, model_cfg: ModelConfig) -> dict[str, Any]:
+    """The saved 🤗 configs of the pretrained backbones, ``{"encoder": ..., "decoder": ...}``."""
+    wanted = {
+        "encoder": model_cfg.use_latent and model_cfg.encoder == "pretrained",
+        "decoder": model_cfg.decoder == "pretrained",
+    }
+    out: dict[str, Any] = {}
+    for role, sub in BACKBONE_SUBDIRS.items():
+        if not wanted[role]:
+            continue
+        if not (d / sub / CONFIG_NAME).is_file():
+            raise ModelDirError(
+                f"{d} has no {sub}/{CONFIG_NAME} for its pretrained {role}; the checkpoint is incomplete"
+            )
+        from transformers import AutoConfig
+
+        try:
+            out[role] = AutoConfig.from_pretrained(str(d / sub), trust_remote_code=model_cfg.trust_remote_code)
+        except Exception as e:  # unreadable JSON, unknown model type, remote code not allowed
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ModelDirError(f"{d / sub} cannot be read ({reason}); restore it or retrain") from None
+    return out

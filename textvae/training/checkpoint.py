@@ -14,7 +14,8 @@ from typing import Any
 import torch
 
 from textvae.errors import ModelDirError
-from textvae.model.persistence import CONFIG_NAME
+from textvae.fileio import fsync_path, sha256_file
+from textvae.model.persistence import CONFIG_NAME, read_config
 from textvae.model.vae import TextVAE
 
 STATE_NAME = "trainer_state.pt"
@@ -28,13 +29,20 @@ def save_checkpoint(
     tmp = directory.with_name(directory.name + ".tmp")
     old = directory.with_name(directory.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, extra)
+    tmp.mkdir(parents=True)
+    extra = dict(extra)
     if trainer_state is not None:
         torch.save(trainer_state, tmp / STATE_NAME)
+        fsync_path(tmp / STATE_NAME)
+        extra["trainer_state_sha256"] = sha256_file(tmp / STATE_NAME)
+    model.save_pretrained(tmp, extra)
+    fsync_path(tmp)
+    # Swap: the previous checkpoint stays complete under ``.old`` until the new one is in place.
     if directory.exists():
         shutil.rmtree(old, ignore_errors=True)
         directory.rename(old)
     tmp.rename(directory)
+    fsync_path(directory.parent)
     shutil.rmtree(old, ignore_errors=True)
     return directory
 
@@ -52,7 +60,11 @@ def find_checkpoint(path: str | Path) -> Path:
 
 
 def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
-    """Read ``trainer_state.pt`` with ``weights_only=True`` (no code runs while loading)."""
+    """Read ``trainer_state.pt`` with ``weights_only=True`` (no code runs while loading), after checking
+    it against the checksum recorded in the checkpoint's config.json."""
+    recorded = read_config(checkpoint).get("trainer_state_sha256")
+    if recorded and sha256_file(checkpoint / STATE_NAME) != recorded:
+        raise ModelDirError(f"{checkpoint / STATE_NAME} is damaged (checksum mismatch); cannot resume from it")
     try:
         return torch.load(checkpoint / STATE_NAME, map_location="cpu", weights_only=True)
     except Exception as e:  # any unpickling/format failure means a damaged file

@@ -7,13 +7,15 @@ latest checkpoint, with ``trainer_state.pt`` for an exact resume).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
 import math
 import random
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +62,7 @@ class TrainState:
     batch_in_epoch: int = 0
     best_neg_elbo: float = math.inf
     evals_without_improvement: int = 0
+    skipped_steps: int = 0  # updates skipped for a non-finite loss or gradient
     log_sums: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
@@ -71,6 +74,7 @@ class Trainer:
         self.log = log
         self.device = resolve_device(self.config.train.device)
         self.checkpoint: Path | None = None
+        self.interrupted: str | None = None  # "SIGINT" / "SIGTERM" once a stop was requested
         tc = self.config.train
         if tc.resume:
             self.checkpoint = find_checkpoint(tc.resume)
@@ -143,8 +147,13 @@ class Trainer:
     # -- loop --------------------------------------------------------------------------------------
     def fit(self, stop_at: int | None = None) -> dict[str, Any]:
         """Train until ``train.max_steps`` (or early stopping). ``stop_at`` ends the run after that many
-        steps as an interruption would, leaving a resumable checkpoint. Returns the last validation figures."""
+        steps as an interruption would, leaving a resumable checkpoint. SIGINT/SIGTERM do the same after
+        the current step (``self.interrupted`` then names the signal). Returns the last validation figures."""
         self._setup()
+        with _stop_on_signals(self):
+            return self._loop(stop_at)
+
+    def _loop(self, stop_at: int | None) -> dict[str, Any]:
         cfg, tc, st = self.config, self.config.train, self.state
         lengths = [len(x) + 2 for x in self.data.train_ids]
         self.log(
@@ -152,68 +161,97 @@ class Trainer:
             f"vocabulary {cfg.model.vocab_size}, {sum(p.numel() for p in self.model.parameters()):,} parameters, "
             f"device {self.device}"
         )
-        bar = tqdm(total=tc.max_steps, initial=st.step, disable=not tc.progress, dynamic_ncols=True)
+        checkpoint_every = tc.checkpoint_every or tc.eval_every
         last_eval: dict[str, Any] = {}
         window_start = time.perf_counter()
         self.model.train()
-        while st.step < tc.max_steps:
-            batches = batch_indices(
-                lengths,
-                tc.batch_size,
-                seed=tc.seed,
-                epoch=st.epoch,
-                bucket=tc.bucket,
-                max_batch_tokens=tc.max_batch_tokens,
-            )
-            while st.batch_in_epoch < len(batches) and st.step < tc.max_steps:
-                idx = batches[st.batch_in_epoch]
-                batch = self._collate(idx).to(self.device)
-                out = self._train_step(batch)
-                st.step += 1
-                st.batch_in_epoch += 1
-                _accumulate(st.log_sums, out, len(batch), batch.num_target_tokens)
-                bar.update(1)
-                bar.set_postfix(loss=f"{out['loss']:.2f}", kl=f"{out['kl']:.2f}", beta=f"{out['beta']:.2f}")
-                if st.step % tc.log_every == 0:
-                    self._write_train_record(time.perf_counter() - window_start)
-                    window_start = time.perf_counter()
-                final = st.step >= tc.max_steps
-                if st.step % tc.eval_every == 0 or final:
-                    t0 = time.perf_counter()
-                    last_eval = self._evaluate_and_checkpoint()
-                    window_start += time.perf_counter() - t0  # evaluation time is not training time
-                    if tc.early_stopping_patience and st.evals_without_improvement >= tc.early_stopping_patience:
-                        self.log(f"early stopping at step {st.step}: no improvement in validation ELBO")
-                        bar.close()
+        with tqdm(total=tc.max_steps, initial=st.step, disable=not tc.progress, dynamic_ncols=True) as bar:
+            while st.step < tc.max_steps:
+                batches = batch_indices(
+                    lengths,
+                    tc.batch_size,
+                    seed=tc.seed,
+                    epoch=st.epoch,
+                    bucket=tc.bucket,
+                    max_batch_tokens=tc.max_batch_tokens,
+                )
+                while st.batch_in_epoch < len(batches) and st.step < tc.max_steps:
+                    batch = self._collate(batches[st.batch_in_epoch]).to(self.device)
+                    out = self._train_step(batch)
+                    st.step += 1
+                    st.batch_in_epoch += 1
+                    bar.update(1)
+                    if out is not None:
+                        _accumulate(st.log_sums, out, len(batch), batch.num_target_tokens)
+                        bar.set_postfix(loss=f"{out['loss']:.2f}", kl=f"{out['kl']:.2f}", beta=f"{out['beta']:.2f}")
+                    if st.step % tc.log_every == 0 and st.log_sums:
+                        self._write_train_record(time.perf_counter() - window_start)
+                        window_start = time.perf_counter()
+                    stopping = self.interrupted is not None or (stop_at is not None and st.step >= stop_at)
+                    if st.step % tc.eval_every == 0 or st.step >= tc.max_steps:
+                        t0 = time.perf_counter()
+                        last_eval = self._evaluate_and_checkpoint()
+                        window_start += time.perf_counter() - t0  # evaluation time is not training time
+                        patience = tc.early_stopping_patience
+                        if patience and st.evals_without_improvement >= patience:
+                            self.log(f"early stopping at step {st.step}: no improvement in validation ELBO")
+                            return last_eval
+                    elif st.step % checkpoint_every == 0 or stopping:
+                        self._save_last()
+                    if stopping:
+                        if self.interrupted:
+                            self.log(
+                                f"{self.interrupted} at step {st.step}: checkpoint saved; continue with "
+                                f"train.resume={self.run_dir}"
+                            )
                         return last_eval
-                elif stop_at is not None and st.step >= stop_at:
-                    self._save_last()
-                if stop_at is not None and st.step >= stop_at:
-                    bar.close()
-                    return last_eval
-            if st.batch_in_epoch >= len(batches):
-                st.epoch += 1
-                st.batch_in_epoch = 0
-        bar.close()
+                if st.batch_in_epoch >= len(batches):
+                    st.epoch += 1
+                    st.batch_in_epoch = 0
         return last_eval
 
     def _collate(self, idx: list[int]):
         m, d = self.config.model, self.data
         labels = None if d.train_labels is None else [d.train_labels[i] for i in idx]
-        return collate([d.train_ids[i] for i in idx], m.pad_id, m.bos_id, m.eos_id, labels)
+        enc = None if d.train_encoder_ids is None else [d.train_encoder_ids[i] for i in idx]
+        return collate([d.train_ids[i] for i in idx], m.pad_id, m.bos_id, m.eos_id, labels, enc, d.encoder_specials)
 
     def _train_step(self, batch) -> dict[str, float]:
         tc, step = self.config.train, self.state.step
         beta, lr = beta_at(step, tc), lr_at(step, tc)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        self.model.apply_freeze_schedule(step)  # model.freeze_encoder_steps
         out = self.model(batch, beta=beta)
         self.optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
-        if tc.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
+        loss = out.loss.item()
+        if math.isfinite(loss):
+            out.loss.backward()
+            # With max_norm=inf this only measures the norm: a non-finite norm means a NaN/inf gradient.
+            norm = torch.nn.utils.clip_grad_norm_(
+                self.model.parameters(), tc.grad_clip if tc.grad_clip > 0 else math.inf
+            )
+        if not math.isfinite(loss) or not torch.isfinite(norm):
+            self._non_finite(step, "loss" if not math.isfinite(loss) else "gradient")
+            self.optimizer.zero_grad(set_to_none=True)
+            return None
         self.optimizer.step()
-        return {"loss": out.loss.item(), "rec": out.rec.item(), "kl": out.kl.item(), "beta": beta, "lr": lr}
+        return {"loss": loss, "rec": out.rec.item(), "kl": out.kl.item(), "beta": beta, "lr": lr}
+
+    def _non_finite(self, step: int, what: str) -> None:
+        """A NaN/inf loss or gradient at ``step`` (0-based): skip the update, or stop, as configured."""
+        last = self.run_dir / "last"
+        where = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint has been written yet"
+        msg = f"non-finite {what} at step {step + 1}"
+        if self.config.train.on_nonfinite == "stop":
+            raise TextVAEError(f"{msg}; stopping ({where}); lower train.lr or set train.on_nonfinite=skip")
+        self.state.skipped_steps += 1
+        self.log(f"{msg}: update skipped ({self.state.skipped_steps} so far)")
+        if self.state.skipped_steps > self.config.train.max_skipped_steps:
+            raise TextVAEError(
+                f"{msg}: more than {self.config.train.max_skipped_steps} updates skipped; stopping ({where}); "
+                "lower train.lr"
+            )
 
     def _write_train_record(self, seconds: float) -> None:
         s = self.state.log_sums
@@ -234,16 +272,27 @@ class Trainer:
 
     def _evaluate_and_checkpoint(self) -> dict[str, Any]:
         tc, st, d, m = self.config.train, self.state, self.data, self.config.model
-        ids, labels = d.valid_ids, d.valid_labels
+        ids, labels, enc = d.valid_ids, d.valid_labels, d.valid_encoder_ids
         if m.conditional:  # a label never seen in training has no embedding: leave those sentences out
             keep = [i for i, y in enumerate(labels) if y >= 0]
             ids, labels = [ids[i] for i in keep], [labels[i] for i in keep]
+            enc = None if enc is None else [enc[i] for i in keep]
         else:
             labels = None
         if tc.eval_max_sentences:
             ids = ids[: tc.eval_max_sentences]
             labels = labels[: tc.eval_max_sentences] if labels is not None else None
-        batches = iterate_batches(ids, tc.batch_size, m.pad_id, m.bos_id, m.eos_id, labels)
+            enc = None if enc is None else enc[: tc.eval_max_sentences]
+        batches = iterate_batches(
+            ids,
+            tc.batch_size,
+            m.pad_id,
+            m.bos_id,
+            m.eos_id,
+            labels,
+            encoder_ids=enc,
+            encoder_specials=d.encoder_specials,
+        )
         stats = elbo_stats(self.model, batches, seed=tc.seed, au_threshold=tc.au_threshold)
         record = {"split": "valid", "step": st.step, "beta": beta_at(max(st.step - 1, 0), tc), **stats}
         self._append_metrics(record)
@@ -261,6 +310,12 @@ class Trainer:
         return record
 
     def _save_last(self) -> None:
+        # Never replace a good checkpoint by a broken model.
+        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
+            raise TextVAEError(
+                f"model weights became non-finite at step {self.state.step}; the checkpoint in "
+                f"{self.run_dir / 'last'} was kept"
+            )
         state = {
             "optimizer": self.optimizer.state_dict(),
             "counters": dataclasses.asdict(self.state),
@@ -274,6 +329,30 @@ class Trainer:
     def _append_metrics(self, record: dict[str, Any]) -> None:
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
+
+
+@contextlib.contextmanager
+def _stop_on_signals(trainer: Trainer) -> Iterator[None]:
+    """While training, SIGINT/SIGTERM ask the loop to stop after the current step (it then saves a
+    resumable checkpoint); a second SIGINT interrupts at once. Outside the main thread this is a no-op."""
+
+    def request(signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if trainer.interrupted is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        trainer.interrupted = name
+
+    previous = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, request)
+    except ValueError:  # not the main thread: signals stay with the caller
+        pass
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _accumulate(sums: dict[str, float], out: dict[str, float], sentences: int, tokens: int) -> None:
