@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from textvae.config import Config
@@ -35,6 +36,15 @@ from textvae.training.checkpoint import (
     rng_state,
     save_checkpoint,
     set_rng_state,
+)
+from textvae.training.distributed import (
+    all_sum,
+    any_rank,
+    barrier,
+    broadcast_flag,
+    cleanup,
+    init_distributed,
+    shard,
 )
 from textvae.training.schedules import beta_at, lr_at
 
@@ -73,6 +83,11 @@ class Trainer:
         self.config = copy.deepcopy(config)
         self.log = log
         self.device = resolve_device(self.config.train.device)
+        self.dist = init_distributed(self.device)
+        if self.dist.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+        if not self.dist.is_main:
+            self.log = lambda line: None  # one voice: rank 0 reports
         self.checkpoint: Path | None = None
         self.interrupted: str | None = None  # "SIGINT" / "SIGTERM" once a stop was requested
         tc = self.config.train
@@ -88,6 +103,7 @@ class Trainer:
                 )
         if tc.max_steps < 1 or tc.batch_size < 1 or tc.eval_every < 1 or tc.log_every < 1:
             raise ConfigError("train.max_steps, batch_size, eval_every and log_every must be >= 1")
+        barrier(self.dist)  # every rank has checked the run directory before rank 0 writes into it
 
     # -- setup -------------------------------------------------------------------------------------
     def _setup(self) -> None:
@@ -122,11 +138,14 @@ class Trainer:
         self.model = TextVAE(m, tok, cfg.data).to(self.device)
         self.model.label_names = list(self.data.label_names)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+        # The module that trains: DDP averages gradients across ranks; evaluation uses the bare model.
+        self.train_model = DistributedDataParallel(self.model) if self.dist.enabled else self.model
         self.state = TrainState()
         if self.checkpoint is not None:
             self._restore()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        cfg.to_yaml(self.run_dir / "config.yaml")
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            cfg.to_yaml(self.run_dir / "config.yaml")
 
     def _restore(self) -> None:
         loaded = TextVAE.from_pretrained(self.checkpoint, device=self.device)
@@ -137,7 +156,7 @@ class Trainer:
         set_rng_state(st["rng"])
         # Records written after the checkpoint would be duplicated by the resumed run: drop them.
         metrics = self.run_dir / "metrics.jsonl"
-        if metrics.exists():
+        if metrics.exists() and self.dist.is_main:
             keep = [ln for ln in metrics.read_text(encoding="utf-8").splitlines() if _step_of(ln) <= self.state.step]
             tmp = metrics.with_suffix(".jsonl.tmp")
             tmp.write_text("".join(k + "\n" for k in keep), encoding="utf-8")
@@ -150,8 +169,11 @@ class Trainer:
         steps as an interruption would, leaving a resumable checkpoint. SIGINT/SIGTERM do the same after
         the current step (``self.interrupted`` then names the signal). Returns the last validation figures."""
         self._setup()
-        with _stop_on_signals(self):
-            return self._loop(stop_at)
+        try:
+            with _stop_on_signals(self):
+                return self._loop(stop_at)
+        finally:
+            cleanup(self.dist)
 
     def _loop(self, stop_at: int | None) -> dict[str, Any]:
         cfg, tc, st = self.config, self.config.train, self.state
@@ -165,7 +187,9 @@ class Trainer:
         last_eval: dict[str, Any] = {}
         window_start = time.perf_counter()
         self.model.train()
-        with tqdm(total=tc.max_steps, initial=st.step, disable=not tc.progress, dynamic_ncols=True) as bar:
+        with tqdm(
+            total=tc.max_steps, initial=st.step, disable=not tc.progress or not self.dist.is_main, dynamic_ncols=True
+        ) as bar:
             while st.step < tc.max_steps:
                 batches = batch_indices(
                     lengths,
@@ -176,28 +200,35 @@ class Trainer:
                     max_batch_tokens=tc.max_batch_tokens,
                 )
                 while st.batch_in_epoch < len(batches) and st.step < tc.max_steps:
-                    batch = self._collate(batches[st.batch_in_epoch]).to(self.device)
-                    out = self._train_step(batch)
+                    out = self._train_step(batches[st.batch_in_epoch])
                     st.step += 1
                     st.batch_in_epoch += 1
                     bar.update(1)
                     if out is not None:
-                        _accumulate(st.log_sums, out, len(batch), batch.num_target_tokens)
+                        _accumulate(st.log_sums, out)
                         bar.set_postfix(loss=f"{out['loss']:.2f}", kl=f"{out['kl']:.2f}", beta=f"{out['beta']:.2f}")
                     if st.step % tc.log_every == 0 and st.log_sums:
                         self._write_train_record(time.perf_counter() - window_start)
                         window_start = time.perf_counter()
-                    stopping = self.interrupted is not None or (stop_at is not None and st.step >= stop_at)
+                    interrupted = any_rank(self.interrupted is not None, self.dist, self.device)
+                    if interrupted and self.interrupted is None:
+                        self.interrupted = "SIGTERM"  # another rank was signalled
+                    stopping = interrupted or (stop_at is not None and st.step >= stop_at)
                     if st.step % tc.eval_every == 0 or st.step >= tc.max_steps:
                         t0 = time.perf_counter()
-                        last_eval = self._evaluate_and_checkpoint()
+                        if self.dist.is_main:
+                            last_eval = self._evaluate_and_checkpoint()
+                        barrier(self.dist)
                         window_start += time.perf_counter() - t0  # evaluation time is not training time
                         patience = tc.early_stopping_patience
-                        if patience and st.evals_without_improvement >= patience:
+                        early = bool(patience) and st.evals_without_improvement >= patience
+                        if broadcast_flag(early, self.dist, self.device):
                             self.log(f"early stopping at step {st.step}: no improvement in validation ELBO")
                             return last_eval
                     elif st.step % checkpoint_every == 0 or stopping:
-                        self._save_last()
+                        if self.dist.is_main:
+                            self._save_last()
+                        barrier(self.dist)
                     if stopping:
                         if self.interrupted:
                             self.log(
@@ -216,15 +247,28 @@ class Trainer:
         enc = None if d.train_encoder_ids is None else [d.train_encoder_ids[i] for i in idx]
         return collate([d.train_ids[i] for i in idx], m.pad_id, m.bos_id, m.eos_id, labels, enc, d.encoder_specials)
 
-    def _train_step(self, batch) -> dict[str, float]:
+    def _train_step(self, idx: list[int]) -> dict[str, float] | None:
+        """One update on the global batch ``idx`` (this rank trains on its shard). Returns figures for
+        the global batch, or None when the update was skipped (non-finite loss or gradient)."""
         tc, step = self.config.train, self.state.step
+        batch = self._collate(shard(idx, self.dist)).to(self.device)
+        eps = None
+        if self.model.encoder is not None:
+            # Noise for the whole global batch from a per-step seed; each rank takes its rows, so N ranks
+            # draw exactly what one process would (and a resumed run redraws the same noise).
+            g = torch.Generator().manual_seed(tc.seed * 1_000_003 + step)
+            eps = torch.randn((len(idx), self.config.model.latent_size), generator=g)
+            eps = eps[self.dist.rank :: self.dist.world].to(self.device)
         beta, lr = beta_at(step, tc), lr_at(step, tc)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.apply_freeze_schedule(step)  # model.freeze_encoder_steps
-        out = self.model(batch, beta=beta)
+        out = self.train_model(batch, beta=beta, eps=eps)
         self.optimizer.zero_grad(set_to_none=True)
         loss = out.loss.item()
+        # All ranks must agree to skip, or the others would wait forever in backward's all-reduce.
+        if any_rank(not math.isfinite(loss), self.dist, self.device):
+            loss = math.nan
         if math.isfinite(loss):
             out.loss.backward()
             # With max_norm=inf this only measures the norm: a non-finite norm means a NaN/inf gradient.
@@ -236,7 +280,19 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             return None
         self.optimizer.step()
-        return {"loss": loss, "rec": out.rec.item(), "kl": out.kl.item(), "beta": beta, "lr": lr}
+        n = len(batch)
+        loss_sum, rec_sum, kl_sum, n_all, tokens = all_sum(
+            [loss * n, out.rec.item() * n, out.kl.item() * n, n, batch.num_target_tokens], self.dist, self.device
+        )
+        return {
+            "loss": loss_sum / n_all,
+            "rec": rec_sum / n_all,
+            "kl": kl_sum / n_all,
+            "beta": beta,
+            "lr": lr,
+            "sentences": n_all,
+            "tokens": tokens,
+        }
 
     def _non_finite(self, step: int, what: str) -> None:
         """A NaN/inf loss or gradient at ``step`` (0-based): skip the update, or stop, as configured."""
@@ -327,6 +383,8 @@ class Trainer:
         return {"train": dataclasses.asdict(self.config.train)}
 
     def _append_metrics(self, record: dict[str, Any]) -> None:
+        if not self.dist.is_main:
+            return
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
 
@@ -355,13 +413,13 @@ def _stop_on_signals(trainer: Trainer) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _accumulate(sums: dict[str, float], out: dict[str, float], sentences: int, tokens: int) -> None:
-    for k, v in out.items():
-        sums[k] = sums.get(k, 0.0) + v
+def _accumulate(sums: dict[str, float], out: dict[str, float]) -> None:
+    for k in ("loss", "rec", "kl", "beta", "lr"):
+        sums[k] = sums.get(k, 0.0) + out[k]
     sums["steps"] = sums.get("steps", 0) + 1
-    sums["n"] = sums.get("n", 0) + sentences
-    sums["tokens"] = sums.get("tokens", 0) + tokens
-    sums["rec_sum"] = sums.get("rec_sum", 0.0) + out["rec"] * sentences
+    sums["n"] = sums.get("n", 0) + out["sentences"]
+    sums["tokens"] = sums.get("tokens", 0) + out["tokens"]
+    sums["rec_sum"] = sums.get("rec_sum", 0.0) + out["rec"] * out["sentences"]
 
 
 def _step_of(line: str) -> int:
