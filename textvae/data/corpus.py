@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -122,7 +123,12 @@ def read_texts(source: str, cfg: DataConfig) -> datasets.Dataset:
     if fmt == "lines":
         return _load_files("text", [path], source)
     if fmt == "dir":
-        files = sorted(p for p in path.rglob("*.txt") if p.is_file())
+        candidates = sorted(path.rglob("*.txt"))
+        # Dangling links, sockets, files without read permission: name them rather than skip them silently.
+        unreadable = [p for p in candidates if not p.is_dir() and (not p.is_file() or not os.access(p, os.R_OK))]
+        if unreadable:
+            raise DataError(f"{unreadable[0]} cannot be read; fix or remove it from {source}")
+        files = [p for p in candidates if p.is_file()]
         if not files:
             raise DataError(f"{source} contains no .txt files; put one sentence per line in .txt files")
         files = [p for p in files if p.stat().st_size > 0]  # the text builder can't infer a schema from nothing
