@@ -22,18 +22,35 @@ class Batch:
     input_ids: ``[B, T]`` long, ``<s> ... </s>`` then ``pad_id``.
     lengths: ``[B]`` long, tokens per sentence including ``<s>`` and ``</s>`` (always >= 2).
     labels: ``[B]`` long label ids, or None.
+    encoder_input_ids, encoder_lengths: ``[B, T']`` and ``[B]``, the same sentences in the encoder's own
+    tokenizer (framed by its begin/end tokens, e.g. ``[CLS] .. [SEP]``), when encoder and decoder tokenize
+    differently; None: the encoder reads ``input_ids``.
     """
 
     input_ids: Tensor
     lengths: Tensor
     labels: Tensor | None = None
+    encoder_input_ids: Tensor | None = None
+    encoder_lengths: Tensor | None = None
 
     def to(self, device: torch.device | str) -> Batch:
+        def move(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.to(device, non_blocking=True)
+
         return Batch(
-            self.input_ids.to(device, non_blocking=True),
-            self.lengths.to(device, non_blocking=True),
-            None if self.labels is None else self.labels.to(device, non_blocking=True),
+            move(self.input_ids),
+            move(self.lengths),
+            move(self.labels),
+            move(self.encoder_input_ids),
+            move(self.encoder_lengths),
         )
+
+    @property
+    def encoder_inputs(self) -> tuple[Tensor, Tensor]:
+        """What the encoder reads: ``(ids [B, T'], lengths [B])``, its own ids when the batch has them."""
+        if self.encoder_input_ids is None:
+            return self.input_ids, self.lengths
+        return self.encoder_input_ids, self.encoder_lengths
 
     @property
     def num_target_tokens(self) -> int:
@@ -44,14 +61,8 @@ class Batch:
         return self.input_ids.shape[0]
 
 
-def collate(
-    sequences: Sequence[Sequence[int]],
-    pad_id: int,
-    bos_id: int,
-    eos_id: int,
-    labels: Sequence[int] | None = None,
-) -> Batch:
-    """Wrap each id sequence in ``<s> .. </s>`` and right-pad to the longest."""
+def _pad(sequences: Sequence[Sequence[int]], pad_id: int, bos_id: int, eos_id: int) -> tuple[Tensor, Tensor]:
+    """``<s> .. </s>``-framed, right-padded ``ids [B, T]`` and ``lengths [B]``."""
     lengths = [len(s) + 2 for s in sequences]
     width = max(lengths)
     ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
@@ -60,8 +71,31 @@ def collate(
         if seq:
             ids[i, 1 : len(seq) + 1] = torch.as_tensor(seq, dtype=torch.long)
         ids[i, len(seq) + 1] = eos_id
+    return ids, torch.as_tensor(lengths, dtype=torch.long)
+
+
+def collate(
+    sequences: Sequence[Sequence[int]],
+    pad_id: int,
+    bos_id: int,
+    eos_id: int,
+    labels: Sequence[int] | None = None,
+    encoder_sequences: Sequence[Sequence[int]] | None = None,
+    encoder_specials: tuple[int, int, int] | None = None,
+) -> Batch:
+    """Wrap each id sequence in ``<s> .. </s>`` and right-pad to the longest.
+
+    ``encoder_sequences`` (the same sentences in the encoder's tokenizer) are framed and padded likewise with
+    ``encoder_specials = (pad, bos, eos)`` of that tokenizer; None: the encoder reads the decoder's ids.
+    """
+    ids, lengths = _pad(sequences, pad_id, bos_id, eos_id)
     lab = None if labels is None else torch.as_tensor(list(labels), dtype=torch.long)
-    return Batch(ids, torch.as_tensor(lengths, dtype=torch.long), lab)
+    if encoder_sequences is None:
+        return Batch(ids, lengths, lab)
+    if encoder_specials is None:
+        raise ValueError("encoder_sequences need encoder_specials = (pad_id, bos_id, eos_id) of their tokenizer")
+    enc_ids, enc_lengths = _pad(encoder_sequences, *encoder_specials)
+    return Batch(ids, lengths, lab, enc_ids, enc_lengths)
 
 
 def batch_indices(
@@ -116,8 +150,11 @@ def iterate_batches(
     eos_id: int,
     labels: Sequence[int] | None = None,
     max_batch_tokens: int | None = None,
+    encoder_ids: Sequence[Sequence[int]] | None = None,
+    encoder_specials: tuple[int, int, int] | None = None,
 ) -> Iterator[Batch]:
-    """Deterministic, length-sorted batches for evaluation (every sentence exactly once)."""
+    """Deterministic, length-sorted batches for evaluation (every sentence exactly once). ``encoder_ids``:
+    the same sentences in the encoder's tokenizer, if it has its own (see :func:`collate`)."""
     lengths = [len(s) for s in token_ids]
     for idx in batch_indices(
         lengths, batch_size, seed=0, epoch=0, shuffle=False, bucket=True, max_batch_tokens=max_batch_tokens
@@ -128,4 +165,6 @@ def iterate_batches(
             bos_id,
             eos_id,
             None if labels is None else [labels[i] for i in idx],
+            None if encoder_ids is None else [encoder_ids[i] for i in idx],
+            encoder_specials,
         )

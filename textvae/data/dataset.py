@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from textvae.config import DataConfig
@@ -11,7 +12,11 @@ from textvae.data.tokenizer import TextTokenizer, train_tokenizer
 
 @dataclass
 class TokenizedCorpus:
-    """Token ids (no begin/end tokens) of the train and validation splits, with optional label ids."""
+    """Token ids (no begin/end tokens) of the train and validation splits, with optional label ids.
+
+    With ``data.encoder_tokenizer`` the encoder has a tokenizer of its own: ``encoder_tokenizer`` and the
+    ``*_encoder_ids`` hold it and the same sentences in its ids (else all three are None).
+    """
 
     tokenizer: TextTokenizer
     train_ids: list[list[int]]
@@ -22,6 +27,15 @@ class TokenizedCorpus:
     train_texts: list[str] = field(default_factory=list)
     valid_texts: list[str] = field(default_factory=list)
     stats: dict[str, int] = field(default_factory=dict)
+    encoder_tokenizer: TextTokenizer | None = None
+    train_encoder_ids: list[list[int]] | None = None
+    valid_encoder_ids: list[list[int]] | None = None
+
+    @property
+    def encoder_specials(self) -> tuple[int, int, int] | None:
+        """``(pad, bos, eos)`` of the encoder's own tokenizer, for :func:`~textvae.data.batching.collate`."""
+        t = self.encoder_tokenizer
+        return None if t is None else (t.pad_id, t.bos_id, t.eos_id)
 
 
 def encode_texts(tokenizer: TextTokenizer, texts: list[str], max_tokens: int) -> list[list[int]]:
@@ -29,15 +43,26 @@ def encode_texts(tokenizer: TextTokenizer, texts: list[str], max_tokens: int) ->
     return [ids[:max_tokens] for ids in tokenizer.encode_batch(texts)]
 
 
+def load_encoder_tokenizer(cfg: DataConfig) -> TextTokenizer | None:
+    """The encoder's own tokenizer (``data.encoder_tokenizer``, a pretrained one), or None if it has none."""
+    if not cfg.encoder_tokenizer:
+        return None
+    return train_tokenizer(
+        [], dataclasses.replace(cfg, tokenizer="pretrained", pretrained_tokenizer=cfg.encoder_tokenizer)
+    )
+
+
 def prepare_corpus(
     cfg: DataConfig,
     tokenizer: TextTokenizer | None = None,
     label_names: list[str] | None = None,
+    encoder_tokenizer: TextTokenizer | None = None,
 ) -> TokenizedCorpus:
     """Load and clean the corpus, train a tokenizer on the training split unless one is given, and encode.
 
     ``label_names`` fixes the label -> id mapping (when resuming); otherwise labels are numbered in
-    sorted order of the training split's label strings.
+    sorted order of the training split's label strings. With ``data.encoder_tokenizer`` the sentences are
+    also encoded with that tokenizer (``encoder_tokenizer`` if given, else loaded from the config).
     """
     corpus = load_corpus(cfg)
     # Whole-column reads (``[:]``) are ~50x faster than iterating a datasets column row by row.
@@ -53,6 +78,11 @@ def prepare_corpus(
         valid_texts=valid_texts,
         stats=dict(corpus.stats),
     )
+    if cfg.encoder_tokenizer:
+        enc = encoder_tokenizer or load_encoder_tokenizer(cfg)
+        out.encoder_tokenizer = enc
+        out.train_encoder_ids = encode_texts(enc, train_texts, cfg.max_tokens)
+        out.valid_encoder_ids = encode_texts(enc, valid_texts, cfg.max_tokens)
     if "label" in corpus.train.column_names:
         train_lab = [str(x) for x in corpus.train[:]["label"]]
         valid_lab = [str(x) for x in corpus.valid[:]["label"]]

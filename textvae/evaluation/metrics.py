@@ -87,7 +87,7 @@ def collect_posteriors(model: Any, batches: Iterable[Batch]) -> tuple[Tensor, Te
     try:
         for batch in batches:
             batch = batch.to(model.device)
-            mu, logvar = model.encode(batch.input_ids, batch.lengths)
+            mu, logvar = model.encode_batch(batch)
             mus.append(mu.float())
             logvars.append(logvar.float())
     finally:

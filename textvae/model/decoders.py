@@ -116,9 +116,10 @@ class RNNDecoder(Decoder):
         return state.index_select(1, index)
 
 
-def build_decoder(cfg: ModelConfig) -> Decoder:
+def build_decoder(cfg: ModelConfig, hf_config: Any = None) -> Decoder:
     """The decoder named by ``cfg.decoder``. Its conditioning code is z (``use_latent``) followed by the
-    label embedding (``conditional``); with neither it is an unconditioned language model."""
+    label embedding (``conditional``); with neither it is an unconditioned language model. ``hf_config``: a
+    saved pretrained backbone's 🤗 config, to rebuild it without downloading."""
     latent = (cfg.latent_size if cfg.use_latent else 0) + (cfg.label_embedding_size if cfg.conditional else 0)
     if cfg.decoder in ("lstm", "gru"):
         return RNNDecoder(
@@ -132,5 +133,29 @@ def build_decoder(cfg: ModelConfig) -> Decoder:
             cfg.tie_embeddings,
             cfg.dropout,
             cfg.pad_id,
+        )
+    if cfg.decoder == "transformer":
+        from textvae.model.transformer import TransformerDecoder
+
+        return TransformerDecoder(
+            cfg.vocab_size,
+            cfg.embedding_size,
+            cfg.hidden_size,
+            latent,
+            cfg.decoder_layers,
+            cfg.num_heads,
+            cfg.ffn_size or 4 * cfg.hidden_size,
+            cfg.positions,
+            cfg.max_positions,
+            cfg.z_conditioning,
+            cfg.tie_embeddings,
+            cfg.dropout,
+            cfg.pad_id,
+        )
+    if cfg.decoder == "pretrained":
+        from textvae.model.pretrained import PretrainedDecoder
+
+        return PretrainedDecoder(
+            cfg.decoder_pretrained, latent, cfg.vocab_size, cfg.z_conditioning, cfg.trust_remote_code, hf_config
         )
     raise ValueError(f"unknown decoder {cfg.decoder!r}")

@@ -7,7 +7,7 @@ latents and new backbones (Transformer, pretrained) only have to honour this sma
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -69,8 +69,9 @@ class RNNEncoder(Encoder):
         return torch.cat(list(last), dim=-1)
 
 
-def build_encoder(cfg: ModelConfig) -> Encoder:
-    """The encoder named by ``cfg.encoder``."""
+def build_encoder(cfg: ModelConfig, hf_config: Any = None) -> Encoder:
+    """The encoder named by ``cfg.encoder``. ``hf_config``: a saved pretrained backbone's 🤗 config, to rebuild
+    it without downloading (see :mod:`textvae.model.pretrained`)."""
     if cfg.encoder in ("lstm", "gru"):
         return RNNEncoder(
             cfg.encoder,
@@ -82,4 +83,24 @@ def build_encoder(cfg: ModelConfig) -> Encoder:
             cfg.dropout,
             cfg.pad_id,
         )
+    if cfg.encoder == "transformer":
+        from textvae.model.transformer import TransformerEncoder
+
+        return TransformerEncoder(
+            cfg.vocab_size,
+            cfg.embedding_size,
+            cfg.hidden_size,
+            cfg.encoder_layers,
+            cfg.num_heads,
+            cfg.ffn_size or 4 * cfg.hidden_size,
+            cfg.positions,
+            cfg.max_positions,
+            cfg.pooling,
+            cfg.dropout,
+            cfg.pad_id,
+        )
+    if cfg.encoder == "pretrained":
+        from textvae.model.pretrained import PretrainedEncoder
+
+        return PretrainedEncoder(cfg.encoder_pretrained, cfg.pooling, cfg.trust_remote_code, hf_config)
     raise ValueError(f"unknown encoder {cfg.encoder!r}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from textvae.config import DataConfig, ModelConfig
 from textvae.data.batching import Batch, collate
 from textvae.data.text import normalize_text
-from textvae.errors import TextVAEError
+from textvae.errors import ConfigError, TextVAEError
 from textvae.model.decoders import build_decoder
 from textvae.model.decoding import DecodingConfig, generate
 from textvae.model.encoders import build_encoder
@@ -71,23 +71,74 @@ class TextVAE(nn.Module):
         config: ModelConfig,
         tokenizer: TextTokenizer | None = None,
         data_config: DataConfig | None = None,
+        *,
+        backbone_configs: dict[str, Any] | None = None,
     ) -> None:
+        """``backbone_configs``: ``{"encoder": ..., "decoder": ...}`` 🤗 configs of pretrained backbones, given
+        when loading a saved model so they are rebuilt from the model directory instead of downloaded."""
         super().__init__()
         if config.vocab_size <= 0:
             raise ValueError("ModelConfig.vocab_size must be set (from the tokenizer) before building a model")
         self.config = config
         self.tokenizer = tokenizer
         self.data_config = data_config or DataConfig()
+        self._encoder_tokenizer: TextTokenizer | None = None
+        self._encoder_frozen = False
         if config.conditional and config.num_labels < 1:
             raise ValueError("a conditional model needs ModelConfig.num_labels >= 1 (from the label column)")
-        self.encoder = build_encoder(config) if config.use_latent else None
+        backbones = backbone_configs or {}
+        self.encoder = build_encoder(config, backbones.get("encoder")) if config.use_latent else None
+        self._check_encoder_vocabulary()
         label_size = config.label_embedding_size if config.conditional else 0
         self.label_embedding = nn.Embedding(config.num_labels, label_size) if config.conditional else None
         self.to_posterior = (
             nn.Linear(self.encoder.output_size + label_size, 2 * config.latent_size) if self.encoder else None
         )
-        self.decoder = build_decoder(config)
+        self.decoder = build_decoder(config, backbones.get("decoder"))
         self.label_names: list[str] = []  # label id -> label string, set when trained on labelled data
+
+    def _check_encoder_vocabulary(self) -> None:
+        """A pretrained encoder has its own vocabulary: it must not be fed ids of another tokenizer."""
+        if self.encoder is None:
+            return
+        own = self.config.encoder == "pretrained"
+        if self.data_config.encoder_tokenizer and not own:
+            raise ConfigError(
+                f"data.encoder_tokenizer is for model.encoder=pretrained; a {self.config.encoder} encoder learns "
+                "its embeddings for the decoder's tokens (unset data.encoder_tokenizer)"
+            )
+        enc_vocab = getattr(self.encoder, "vocab_size", self.config.vocab_size)
+        if own and not self.data_config.encoder_tokenizer and self.config.vocab_size > enc_vocab:
+            raise ConfigError(
+                f"the pretrained encoder knows {enc_vocab} tokens but the tokenizer has {self.config.vocab_size}: "
+                "set data.encoder_tokenizer to the encoder's own tokenizer (usually model.encoder_pretrained)"
+            )
+
+    @property
+    def encoder_tokenizer(self) -> TextTokenizer | None:
+        """The encoder's own tokenizer (``data.encoder_tokenizer``), or None when it reads the decoder's ids.
+        Loaded from the config on first use unless set (a saved model sets it from its directory)."""
+        if self._encoder_tokenizer is None and self.data_config.encoder_tokenizer:
+            from textvae.data.dataset import load_encoder_tokenizer
+
+            self._encoder_tokenizer = load_encoder_tokenizer(self.data_config)
+        return self._encoder_tokenizer
+
+    @encoder_tokenizer.setter
+    def encoder_tokenizer(self, tokenizer: TextTokenizer | None) -> None:
+        self._encoder_tokenizer = tokenizer
+
+    def freeze_encoder(self, frozen: bool) -> None:
+        """Stop (or resume) training the encoder's weights; the posterior head keeps training. Frozen weights
+        get no gradient, so the optimizer skips them (AdamW leaves parameters without a gradient alone)."""
+        if self.encoder is not None and frozen != self._encoder_frozen:
+            self.encoder.requires_grad_(not frozen)
+            self._encoder_frozen = frozen
+
+    def apply_freeze_schedule(self, step: int) -> None:
+        """Call before each optimizer step ``step`` (0-based): the encoder is frozen while
+        ``step < model.freeze_encoder_steps``. A pure function of the step, so resuming reproduces it."""
+        self.freeze_encoder(step < self.config.freeze_encoder_steps)
 
     # -- tensor verbs ------------------------------------------------------------------------------
     @property
@@ -113,6 +164,11 @@ class TextVAE(nn.Module):
             h = torch.cat([h, e.to(h.dtype)], dim=-1)
         mu, logvar = self.to_posterior(h).float().chunk(2, dim=-1)
         return Posterior(mu, logvar)
+
+    def encode_batch(self, batch: Batch) -> Posterior:
+        """:meth:`encode` of a batch, reading the encoder's own ids when the batch carries them."""
+        ids, lengths = batch.encoder_inputs
+        return self.encode(ids, lengths, batch.labels)
 
     def decoder_code(self, z: Tensor | None, labels: Tensor | None = None) -> Tensor | None:
         """What the decoder is conditioned on: ``z [B, Z]``, then the label embedding for a conditional
@@ -157,13 +213,20 @@ class TextVAE(nn.Module):
         *,
         sample: bool = True,
         generator: torch.Generator | None = None,
+        eps: Tensor | None = None,
     ) -> VAEOutput:
-        """Loss and diagnostics for a batch. ``sample=False`` decodes from the posterior mean."""
+        """Loss and diagnostics for a batch. ``sample=False`` decodes from the posterior mean; ``eps [B, Z]``
+        supplies the reparameterization noise instead of drawing it (data-parallel ranks share one draw)."""
         ids, lengths, labels = batch.input_ids, batch.lengths, batch.labels
         mu = logvar = z = None
         if self.encoder is not None:
-            mu, logvar = self.encode(ids, lengths, labels)
-            z = self.reparameterize(mu, logvar, generator) if sample else mu
+            mu, logvar = self.encode_batch(batch)
+            if not sample:
+                z = mu
+            elif eps is not None:
+                z = mu + eps.to(mu.dtype) * (0.5 * logvar).exp()
+            else:
+                z = self.reparameterize(mu, logvar, generator)
             kl_bz = gaussian_kl(mu, logvar)
         else:
             kl_bz = ids.new_zeros((ids.shape[0], 0), dtype=torch.float)
@@ -214,12 +277,19 @@ class TextVAE(nn.Module):
         return self.tokenizer
 
     def batch_from_text(self, sentences: Sequence[str]) -> Batch:
-        """Normalise sentences as the training data was, tokenize and pad them."""
+        """Normalise sentences as the training data was, tokenize and pad them (also in the encoder's own
+        tokenizer, when it has one)."""
         tok = self._require_tokenizer()
         texts = [normalize_text(s, self.data_config) for s in sentences]
-        ids = [x[: self.data_config.max_tokens] for x in tok.encode_batch(texts)]
+        cap = self.data_config.max_tokens
+        ids = [x[:cap] for x in tok.encode_batch(texts)]
+        enc_ids = specials = None
+        enc = self.encoder_tokenizer if self.encoder is not None else None
+        if enc is not None:
+            enc_ids = [x[:cap] for x in enc.encode_batch(texts)]
+            specials = (enc.pad_id, enc.bos_id, enc.eos_id)
         c = self.config
-        return collate(ids, c.pad_id, c.bos_id, c.eos_id).to(self.device)
+        return collate(ids, c.pad_id, c.bos_id, c.eos_id, None, enc_ids, specials).to(self.device)
 
     def decode_ids(self, ids: Sequence[Sequence[int]]) -> list[str]:
         tok = self._require_tokenizer()
@@ -247,7 +317,8 @@ class TextVAE(nn.Module):
     def encode_text(self, sentences: Sequence[str], labels: Sequence[str] | None = None) -> Posterior:
         """Posterior parameters of each sentence: ``Posterior(mu [N, Z], logvar [N, Z])``."""
         b = self.batch_from_text(sentences)
-        return self.encode(b.input_ids, b.lengths, self.label_ids(labels, len(sentences)))
+        b.labels = self.label_ids(labels, len(sentences))
+        return self.encode_batch(b)
 
     @torch.no_grad()
     def reconstruct(
@@ -256,7 +327,8 @@ class TextVAE(nn.Module):
         """Encode to the posterior mean and decode (greedy unless ``decoding`` says otherwise)."""
         lab = self.label_ids(labels, len(sentences))
         b = self.batch_from_text(sentences)
-        mu, _ = self.encode(b.input_ids, b.lengths, lab)
+        b.labels = lab
+        mu, _ = self.encode_batch(b)
         return self.decode_ids(self.generate(mu, decoding=decoding, labels=lab))
 
     @torch.no_grad()

@@ -139,7 +139,10 @@ class Trainer:
         self.model.label_names = list(self.data.label_names)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
         # The module that trains: DDP averages gradients across ranks; evaluation uses the bare model.
-        self.train_model = DistributedDataParallel(self.model) if self.dist.enabled else self.model
+        self.train_model = self.model
+        if self.dist.enabled:
+            # A frozen encoder gets no gradient for a while: DDP must not wait for its all-reduce then.
+            self.train_model = DistributedDataParallel(self.model, find_unused_parameters=m.freeze_encoder_steps > 0)
         self.state = TrainState()
         if self.checkpoint is not None:
             self._restore()
