@@ -139,7 +139,7 @@ def iw_nll(
         return exact_nll(model, batch)
     with _eval_mode(model):
         batch = batch.to(model.device)
-        mu, logvar = model.encode(batch.input_ids, batch.lengths, batch.labels)
+        mu, logvar = model.encode_batch(batch)
         log_w, _ = _importance_terms(model, batch, mu, logvar, num_samples, chunk_size, generator)
     return -(torch.logsumexp(log_w, dim=1) - math.log(num_samples))
 
@@ -222,6 +222,7 @@ def evaluate_corpus(
     au_threshold: float = 0.01,
     max_batch_tokens: int | None = None,
     progress: bool | ProgressCallback = True,
+    labels: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """The standard likelihood report of a sentence VAE (or LM) over a tokenized corpus.
 
@@ -242,6 +243,7 @@ def evaluate_corpus(
     ``iw_samples`` decoder passes over the corpus; ``progress=True`` shows a tqdm bar (stderr) with an
     ETA, or pass ``callback(sentences_done, total)``. Lower ``iw_samples`` if the ETA is too long.
     Sampling is seeded by ``seed``; MI uses its own stream, so it does not change with ``iw_samples``.
+    ``labels`` (one label id per sentence) are required by a conditional model and ignored otherwise.
     """
     if iw_samples < 0:
         raise ValueError("iw_samples must be >= 0")
@@ -265,7 +267,13 @@ def evaluate_corpus(
     n_sent = n_tok = 0
     mus: list[Tensor] = []
     logvars: list[Tensor] = []
-    batches = iterate_batches(token_ids, batch_size, c.pad_id, c.bos_id, c.eos_id, max_batch_tokens=max_batch_tokens)
+    if labels is not None and len(labels) != total:
+        raise ValueError(f"{len(labels)} labels for {total} sentences")
+    if not getattr(c, "conditional", False):
+        labels = None  # an unconditional model takes no label: don't carry them through the batches
+    batches = iterate_batches(
+        token_ids, batch_size, c.pad_id, c.bos_id, c.eos_id, labels=labels, max_batch_tokens=max_batch_tokens
+    )
     try:
         with _eval_mode(model):
             for batch in batches:
@@ -274,7 +282,7 @@ def evaluate_corpus(
                     rec_b = -log_likelihood_given_z(model, batch, None)
                     nll_b = rec_b
                 else:
-                    mu, logvar = model.encode(batch.input_ids, batch.lengths, batch.labels)
+                    mu, logvar = model.encode_batch(batch)
                     mus.append(mu)
                     logvars.append(logvar)
                     kl_sum += float(gaussian_kl(mu, logvar).sum())

@@ -1,0 +1,90 @@
+"""``textvae plot`` (training curves of a run) and ``textvae analyze`` (what the latent space holds).
+
+Registered by :func:`textvae.cli.evaluate.register`. Thin wrappers over :mod:`textvae.evaluation.plots`
+and :mod:`textvae.evaluation.analysis`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from textvae.cli.common import add_model_args, emit, load_model
+from textvae.cli.evaluate import add_data_args, load_data, positive_int
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "plot",
+        help="training curves and KL per latent dimension of a run, as PNG files",
+        description="Draw loss, reconstruction, KL, beta, active units and learning rate against steps "
+        "(training_curves.png) and the KL of each latent dimension at the last validation (kl_per_dim.png) "
+        "from a run's metrics.jsonl.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a training run directory (holds metrics.jsonl)")
+    p.add_argument("--out", metavar="DIR", default=None, help="where to write the PNGs (default: RUN_DIR)")
+    p.set_defaults(func=run_plot)
+
+    a = sub.add_parser(
+        "analyze",
+        help="latent map coloured by label, k-means vs labels (NMI, purity), linear probe accuracy",
+        description="Encode labelled sentences to their posterior means, draw a 2-D map coloured by each "
+        "label column (PNG), cluster the means with k-means against the labels (NMI, purity) and train a "
+        "linear probe per label column (held-out accuracy).",
+    )
+    add_model_args(a)
+    add_data_args(a, "labelled sentences (jsonl or csv/tsv)")
+    a.add_argument(
+        "--label-column",
+        action="append",
+        default=None,
+        metavar="COL",
+        help="label column (repeat for several; default: the model's data.label_column, else 'label')",
+    )
+    a.add_argument("--out", metavar="DIR", default=None, help="where to write the maps (default: MODEL/analysis)")
+    a.add_argument(
+        "--map", choices=["auto", "tsne", "umap", "pca"], default="auto", help="auto: UMAP if installed, else t-SNE"
+    )
+    a.add_argument(
+        "--max-points", type=positive_int, default=2000, metavar="N", help="sentences drawn on the map (default 2000)"
+    )
+    a.add_argument("--seed", type=int, default=0)
+    a.set_defaults(func=run_analyze)
+
+
+def run_plot(args: argparse.Namespace) -> int:
+    from textvae.evaluation.plots import plot_run
+
+    for path in plot_run(args.run_dir, args.out):
+        print(path)
+    return 0
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    from textvae.errors import TextVAEError
+    from textvae.evaluation.analysis import analyze_latents
+    from textvae.evaluation.scoring import posterior_params
+
+    model = load_model(args)
+    if model.encoder is None:
+        raise TextVAEError("this model has no latent (model.use_latent=false): there is nothing to analyze")
+    columns = tuple(args.label_column or [model.data_config.label_column or "label"])
+    data = load_data(args, model, columns)
+    mu, _ = posterior_params(model, data.token_ids, data.label_ids, args.batch_size)
+    out = Path(args.out) if args.out else Path(args.model) / "analysis"
+    reports = analyze_latents(
+        mu.cpu().numpy(), data.labels, out, method=args.map, max_points=args.max_points, seed=args.seed
+    )
+    emit([r.to_dict() for r in reports], args.json, _format)
+    return 0
+
+
+def _format(r: dict) -> str:
+    per_class = ", ".join(f"{k} {v:.2f}" for k, v in r["probe_per_class"].items())
+    return (
+        f"{r['column']} ({r['num_classes']} labels)\n"
+        f"  k-means (k={r['kmeans_k']}): NMI {r['kmeans_nmi']:.3f}, purity {r['kmeans_purity']:.3f}\n"
+        f"  linear probe: accuracy {r['probe_accuracy']:.3f} on {r['probe_test']} held-out sentences "
+        f"(majority baseline {r['probe_majority']:.3f}); per label: {per_class}\n"
+        f"  map ({r['map_method']}, {r['map_points']} sentences): {r['plot']}"
+    )

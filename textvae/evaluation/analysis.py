@@ -1,0 +1,207 @@
+"""What the latent space holds: a 2-D map of posterior means coloured by label, k-means clusters of the
+means against the labels (NMI, purity), and a linear probe per label column.
+
+Everything works on posterior means ``mu [N, Z]`` (numpy, float) and one label string per sentence, so it
+applies to any encoder. scikit-learn does the learning; UMAP is used for the map when ``umap`` is installed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from textvae.errors import TextVAEError
+
+MAP_METHODS = ("auto", "tsne", "umap", "pca")
+
+
+def _umap_available() -> bool:
+    try:
+        import umap  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def project_2d(mu: np.ndarray, method: str = "auto", seed: int = 0) -> tuple[np.ndarray, str]:
+    """``mu [N, Z]`` -> ``(coords [N, 2], method used)``. ``auto`` is UMAP when installed, else t-SNE.
+
+    t-SNE's perplexity is capped at ``(N - 1) / 3`` so that small sets work; PCA is linear and fast, for
+    large sets or a quick look. A 1-D latent is padded with zeros (nothing to project)."""
+    if method not in MAP_METHODS:
+        raise ValueError(f"method must be one of {', '.join(MAP_METHODS)}; got {method!r}")
+    n = mu.shape[0]
+    if n < 4:
+        raise TextVAEError(f"a 2-D map needs at least 4 sentences, got {n}")
+    x = np.asarray(mu, dtype=np.float64)
+    if x.shape[1] == 1:
+        return np.hstack([x, np.zeros_like(x)]), "identity"
+    if method == "auto":
+        method = "umap" if _umap_available() else "tsne"
+    if method == "umap":
+        if not _umap_available():
+            raise TextVAEError("UMAP is not installed (pip install umap-learn); use --map tsne or pca")
+        import umap
+
+        return umap.UMAP(n_components=2, random_state=seed, n_neighbors=min(15, n - 1)).fit_transform(x), "umap"
+    if method == "pca" or x.shape[1] == 2:
+        from sklearn.decomposition import PCA
+
+        return PCA(n_components=2, random_state=seed).fit_transform(x), "pca"
+    from sklearn.manifold import TSNE
+
+    perplexity = float(min(30.0, (n - 1) / 3))
+    # Exact gradients for small sets: as fast as Barnes-Hut there, more accurate, and single-threaded
+    # (Barnes-Hut's OpenMP threads cost several times the CPU on a busy machine).
+    algo = "exact" if n <= 300 else "barnes_hut"
+    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed, method=algo)
+    return tsne.fit_transform(x), "tsne"
+
+
+def cluster_agreement(mu: np.ndarray, labels: Sequence[str], seed: int = 0) -> dict[str, Any]:
+    """k-means of ``mu [N, Z]`` with k = number of distinct labels, scored against the labels.
+
+    ``nmi``: normalized mutual information (0 = independent, 1 = the same partition); ``purity``: share of
+    sentences whose cluster's majority label is their own (``1/k`` or more by construction; 1 = pure)."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import normalized_mutual_info_score
+    from sklearn.metrics.cluster import contingency_matrix
+
+    y = np.asarray(labels)
+    k = len(set(labels))
+    clusters = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(np.asarray(mu, dtype=np.float64))
+    table = contingency_matrix(y, clusters)  # [labels, clusters]
+    return {
+        "k": k,
+        "nmi": float(normalized_mutual_info_score(y, clusters)),
+        "purity": float(table.max(axis=0).sum() / len(y)),
+    }
+
+
+def linear_probe(mu: np.ndarray, labels: Sequence[str], test_fraction: float = 0.3, seed: int = 0) -> dict[str, Any]:
+    """Held-out accuracy of a logistic regression predicting the label from ``mu [N, Z]``.
+
+    The split is stratified when every label has at least two sentences. Returns ``accuracy``,
+    ``majority`` (accuracy of always guessing the most frequent training label: the floor to beat),
+    ``per_class`` (held-out accuracy within each label) and the split sizes."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    y = np.asarray(labels)
+    counts = Counter(labels)
+    stratify = y if min(counts.values()) >= 2 else None
+    n_test = max(len(counts) if stratify is not None else 1, round(len(y) * test_fraction))
+    if len(y) - n_test < 2:
+        raise TextVAEError(f"too few sentences ({len(y)}) for a held-out probe; give more labelled data")
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        np.asarray(mu, dtype=np.float64), y, test_size=n_test, random_state=seed, stratify=stratify
+    )
+    if len(set(y_tr)) < 2:
+        raise TextVAEError("the probe's training split has a single label; give more varied labelled data")
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    pred = probe.fit(x_tr, y_tr).predict(x_te)
+    majority = Counter(y_tr.tolist()).most_common(1)[0][0]
+    per_class = {str(c): float((pred[y_te == c] == c).mean()) for c in sorted(set(y_te.tolist()))}
+    return {
+        "accuracy": float((pred == y_te).mean()),
+        "majority": float((y_te == majority).mean()),
+        "per_class": per_class,
+        "train": len(y_tr),
+        "test": len(y_te),
+    }
+
+
+def plot_map(coords: np.ndarray, labels: Sequence[str], path: str | Path, title: str = "") -> Path:
+    """Scatter ``coords [N, 2]`` coloured by label (legend up to 20 labels) into a PNG at ``path``."""
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure  # no pyplot: no global backend or figure state is touched
+
+    fig = Figure(figsize=(7, 6), dpi=110)
+    ax = fig.add_subplot()
+    names = sorted(set(labels))
+    y = np.asarray(labels)
+    palette = "tab10" if len(names) <= 10 else "tab20"  # tab20 pairs light/dark shades: only when needed
+    cmap = colormaps[palette]
+    for i, name in enumerate(names):
+        sel = y == name
+        ax.scatter(coords[sel, 0], coords[sel, 1], s=9, alpha=0.75, label=name, color=cmap(i % cmap.N))
+    if len(names) <= 20:
+        ax.legend(markerscale=2, fontsize=8, loc="best", frameon=False)
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
+@dataclass
+class LabelReport:
+    """Figures for one label column. ``plot`` is the PNG path of the map coloured by this label."""
+
+    column: str
+    num_classes: int
+    clustering: dict[str, Any]
+    probe: dict[str, Any]
+    plot: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "column": self.column,
+            "num_classes": self.num_classes,
+            **{f"kmeans_{k}": v for k, v in self.clustering.items()},
+            **{f"probe_{k}": v for k, v in self.probe.items()},
+            "plot": None if self.plot is None else str(self.plot),
+            **self.extra,
+        }
+
+
+def analyze_latents(
+    mu: np.ndarray,
+    labels: dict[str, Sequence[str]],
+    out_dir: str | Path,
+    *,
+    method: str = "auto",
+    max_points: int = 2000,
+    seed: int = 0,
+) -> list[LabelReport]:
+    """For each label column: k-means agreement and a linear probe on all of ``mu [N, Z]``, and a 2-D map
+    (one projection, at most ``max_points`` sentences drawn at random, shared by the columns) saved as
+    ``out_dir/latent_map_<column>.png``."""
+    n = mu.shape[0]
+    for col, ys in labels.items():
+        if len(ys) != n:
+            raise ValueError(f"{len(ys)} labels in column {col!r} for {n} sentences")
+        if len(set(ys)) < 2:
+            raise TextVAEError(f"label column {col!r} has a single value; analysis needs at least two labels")
+    rng = np.random.default_rng(seed)
+    shown = np.sort(rng.choice(n, size=max_points, replace=False)) if n > max_points else np.arange(n)
+    coords, used = project_2d(mu[shown], method, seed)
+    reports = []
+    for col, ys in labels.items():
+        safe = re.sub(r"[^\w.-]+", "_", col)
+        path = plot_map(
+            coords, [ys[i] for i in shown], Path(out_dir) / f"latent_map_{safe}.png", f"posterior means ({used})"
+        )
+        reports.append(
+            LabelReport(
+                column=col,
+                num_classes=len(set(ys)),
+                clustering=cluster_agreement(mu, ys, seed),
+                probe=linear_probe(mu, ys, seed=seed),
+                plot=path,
+                extra={"map_method": used, "map_points": len(shown)},
+            )
+        )
+    return reports

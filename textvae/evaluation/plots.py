@@ -1,0 +1,146 @@
+"""Pictures of a training run, from its ``metrics.jsonl``: training curves and KL per latent dimension.
+
+Figures are drawn with matplotlib's object API (``Figure`` + ``savefig``, Agg rendering) and never
+through pyplot, so no global backend is switched and nothing needs a display.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from textvae.errors import TextVAEError
+
+METRICS_NAME = "metrics.jsonl"
+CURVES_NAME = "training_curves.png"
+KL_NAME = "kl_per_dim.png"
+
+
+def find_metrics(run_dir: str | Path) -> Path:
+    """``run_dir/metrics.jsonl`` (also accepted: a run's ``best/`` or ``last/`` model directory)."""
+    p = Path(run_dir)
+    if not p.exists():
+        raise TextVAEError(f"run directory not found: {p}")
+    if p.is_file():
+        if p.name == METRICS_NAME:
+            return p
+        raise TextVAEError(f"{p} is a file; pass the training run directory that contains {METRICS_NAME}")
+    for cand in (p / METRICS_NAME, p.parent / METRICS_NAME if p.name in ("best", "last") else None):
+        if cand is not None and cand.is_file():
+            return cand
+    raise TextVAEError(f"{p} has no {METRICS_NAME}; pass a training run directory (a train.output_dir)")
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The records of a run's ``metrics.jsonl`` in file order; a torn or malformed line (e.g. a run killed
+    mid-write) is skipped. Raises :class:`TextVAEError` when there is no record at all."""
+    path = find_metrics(run_dir)
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(r, dict) and "step" in r:
+            records.append(r)
+    if not records:
+        raise TextVAEError(f"{path} holds no records yet; plot again once training has logged")
+    return records
+
+
+def _series(records: list[dict[str, Any]], split: str, key: str) -> tuple[list[int], list[float]]:
+    """``(steps, values)`` of ``key`` in the records of ``split`` that have a finite value for it."""
+    pts = [
+        (r["step"], float(r[key]))
+        for r in records
+        if r.get("split") == split and isinstance(r.get(key), (int, float)) and math.isfinite(float(r[key]))
+    ]
+    return [s for s, _ in pts], [v for _, v in pts]
+
+
+# (panel title, y label, [(split, key, legend)])
+_PANELS = (
+    ("loss", "nats / sentence", [("train", "loss", "train loss"), ("valid", "neg_elbo", "valid -ELBO")]),
+    ("reconstruction", "nats / sentence", [("train", "rec", "train"), ("valid", "rec", "valid")]),
+    ("KL", "nats / sentence", [("train", "kl", "train"), ("valid", "kl", "valid")]),
+    ("beta", "KL weight", [("train", "beta", "train")]),
+    ("active units", "dimensions", [("valid", "au", "valid")]),
+    ("learning rate", "lr", [("train", "lr", "train")]),
+)
+
+
+def plot_training_curves(records: list[dict[str, Any]], path: str | Path) -> Path:
+    """One PNG with six panels against optimizer steps: loss (train loss, validation negative ELBO),
+    reconstruction, KL (nats per sentence), beta, active units (validation) and learning rate."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(13, 7), dpi=100)
+    axes = fig.subplots(2, 3)
+    for ax, (title, ylabel, lines) in zip(axes.flat, _PANELS):
+        drawn = 0
+        for split, key, legend in lines:
+            steps, values = _series(records, split, key)
+            if steps:
+                marker = "o" if split == "valid" else None
+                ax.plot(steps, values, label=legend, marker=marker, markersize=3, linewidth=1.2)
+                drawn += 1
+        if drawn == 0:
+            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="gray")
+        elif drawn > 1:
+            ax.legend(fontsize=8, frameon=False)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def last_kl_record(records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The last validation record with a non-empty ``kl_per_dim`` (None for a language model's run)."""
+    for r in reversed(records):
+        if r.get("split") == "valid" and r.get("kl_per_dim"):
+            return r
+    return None
+
+
+def plot_kl_per_dim(record: dict[str, Any], path: str | Path) -> Path:
+    """Bar chart of the mean KL of each latent dimension (nats per sentence) in a validation record."""
+    from matplotlib.figure import Figure
+
+    kl = [float(v) for v in record["kl_per_dim"]]
+    fig = Figure(figsize=(max(6.0, 0.25 * len(kl) + 2), 4), dpi=100)
+    ax = fig.add_subplot()
+    ax.bar(range(len(kl)), kl, color="tab:blue")
+    ax.set_xlabel("latent dimension")
+    ax.set_ylabel("KL (nats / sentence)")
+    au = record.get("au")
+    ax.set_title(f"KL per dimension at step {record['step']} (total {sum(kl):.2f} nats, active units {au})")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_run(run_dir: str | Path, out_dir: str | Path | None = None) -> list[Path]:
+    """Write ``training_curves.png`` and (for a VAE with a validation record) ``kl_per_dim.png`` into
+    ``out_dir`` (default: the run directory). Returns the paths written."""
+    metrics = find_metrics(run_dir)
+    records = read_metrics(metrics)
+    out = Path(out_dir) if out_dir is not None else metrics.parent
+    written = [plot_training_curves(records, out / CURVES_NAME)]
+    rec = last_kl_record(records)
+    if rec is not None:
+        written.append(plot_kl_per_dim(rec, out / KL_NAME))
+    return written
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, format="png")
+    except OSError as e:
+        raise TextVAEError(f"cannot write {path}: {e.strerror or e}") from None
+    return path
