@@ -49,9 +49,10 @@ def test_reconstruction_is_sum_over_tokens_mean_over_sentences():
     assert out.rec.item() == pytest.approx(sum(s.rec.item() for s in single) / 4, rel=1e-5)
 
 
-def test_padding_does_not_change_encoding():
+@pytest.mark.parametrize("pooling", ["last", "mean", "max"])
+def test_padding_does_not_change_encoding(pooling):
     torch.manual_seed(0)
-    m = TextVAE(tiny()).eval()
+    m = TextVAE(tiny(rnn_pooling=pooling)).eval()
     short = collate([[5, 6, 7]], 0, 1, 2)
     padded = collate([[5, 6, 7], [5] * 12], 0, 1, 2)
     mu1, _ = m.encode(short.input_ids, short.lengths)

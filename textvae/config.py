@@ -86,6 +86,7 @@ class ModelConfig:
     ffn_size: int = 0  # feed-forward inner width; 0: 4 * hidden_size
     positions: str = "learned"  # learned | sinusoidal
     max_positions: int = 512  # learned positions: the longest sequence, <s> and </s> included
+    rnn_pooling: str = "last"  # lstm / gru encoder summary: last (final states) | mean | max over outputs
     pooling: str = "mean"  # transformer / pretrained encoder summary: mean (over real tokens) | cls (first token)
     # Pretrained backbones through 🤗 transformers; a saved textvae model rebuilds them offline from its own files.
     encoder_pretrained: str | None = None  # encoder=pretrained: local folder or hub name (AutoModel, BERT-like)
@@ -232,6 +233,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.z_conditioning": ("init", "concat", "both"),
     "model.positions": ("learned", "sinusoidal"),
     "model.pooling": ("mean", "cls"),
+    "model.rnn_pooling": ("last", "mean", "max"),
     "model.free_bits_mode": ("dim", "vector"),
     "train.lr_schedule": ("constant", "linear", "cosine"),
     "train.on_nonfinite": ("skip", "stop"),

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 if TYPE_CHECKING:
     from textvae.config import ModelConfig
@@ -31,7 +31,9 @@ class Encoder(nn.Module):
 
 
 class RNNEncoder(Encoder):
-    """(Bi)LSTM or GRU over packed sequences; the summary is the last layer's final hidden state(s)."""
+    """(Bi)LSTM or GRU over packed sequences. The summary is the last layer's final hidden state(s)
+    (``pooling="last"``, the literature's choice) or the mean / max of its outputs over real tokens, which
+    weighs the middle of a sentence as much as its ends."""
 
     def __init__(
         self,
@@ -43,8 +45,12 @@ class RNNEncoder(Encoder):
         bidirectional: bool = True,
         dropout: float = 0.0,
         pad_id: int = 0,
+        pooling: str = "last",
     ) -> None:
         super().__init__()
+        if pooling not in ("last", "mean", "max"):
+            raise ValueError(f"unknown RNN pooling {pooling!r}; use last, mean or max")
+        self.pooling = pooling
         rnn_cls = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
         self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=pad_id)
         self.dropout = nn.Dropout(dropout)
@@ -63,7 +69,14 @@ class RNNEncoder(Encoder):
         emb = self.dropout(self.embedding(input_ids))
         # Packing skips padded steps entirely: cheaper, and the backward direction starts at the real end.
         packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        _, h = self.rnn(packed)
+        out, h = self.rnn(packed)
+        if self.pooling != "last":
+            out, _ = pad_packed_sequence(out, batch_first=True)  # [B, T', dirs * H], T' = max(lengths)
+            real = torch.arange(out.shape[1], device=out.device)[None, :] < lengths.to(out.device)[:, None]
+            real = real.unsqueeze(-1)
+            if self.pooling == "mean":
+                return (out * real).sum(1) / real.sum(1).clamp_min(1)
+            return out.masked_fill(~real, float("-inf")).amax(1)
         h_n = h[0] if isinstance(h, tuple) else h  # LSTM returns (h, c)
         last = h_n.view(-1, self.num_directions, h_n.shape[1], h_n.shape[2])[-1]  # [dirs, B, H]
         return torch.cat(list(last), dim=-1)
@@ -82,6 +95,7 @@ def build_encoder(cfg: ModelConfig, hf_config: Any = None) -> Encoder:
             cfg.bidirectional,
             cfg.dropout,
             cfg.pad_id,
+            cfg.rnn_pooling,
         )
     if cfg.encoder == "transformer":
         from textvae.model.transformer import TransformerEncoder
