@@ -15,7 +15,8 @@ def demo_config() -> Config:
                 "hidden_size": 256,
                 "latent_size": 16,
                 "word_dropout": 0.3,
-                "free_bits": 1.25,
+                "free_bits": 2.0,
+                "rnn_pooling": "mean",
             },
             "train": {
                 "output_dir": "runs/demo",
