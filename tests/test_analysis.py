@@ -18,15 +18,6 @@ from textvae.model.vae import TextVAE
 WORDS = ["the", "a", "dog", "cat", "sees", "likes", "big", "small", "red", "house", "ball", ".", "?"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models on a shared 2-core machine: one intra-op thread avoids costly thread contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def model() -> TextVAE:
     rng = np.random.default_rng(0)

@@ -17,16 +17,6 @@ V, BOS, EOS = 30, 1, 2
 GREEDY = DecodingConfig(max_length=12)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy machine each of their many tiny ops
-    would wait for the second thread to be scheduled (10x slower tests). Restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny_model(seed: int = 0, vocab_size: int = V, eos_bias: float = 0.0, **kw) -> TextVAE:
     """A random tiny model; ``eos_bias`` makes the end token likelier (shorter, more varied lengths)."""
     torch.manual_seed(seed)

@@ -6,7 +6,6 @@ import math
 from pathlib import Path
 
 import pytest
-import torch
 
 from textvae.cli import main
 from textvae.config import Config
@@ -17,15 +16,6 @@ from textvae.training.trainer import Trainer
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 EVAL_KEYS = {"neg_elbo", "rec", "kl", "nll_iw", "ppl", "mi", "au", "num_sentences", "num_tokens"}
 TEXT_KEYS = {"rec_bleu", "distinct_1", "distinct_2", "self_bleu"}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models on a shared 2-core machine: one intra-op thread avoids costly thread contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
@@ -47,12 +37,7 @@ def trained(tmp_path_factory) -> Path:
             },
         }
     )
-    before = torch.get_num_threads()  # session fixtures start before module ones: set it here too
-    torch.set_num_threads(1)
-    try:
-        Trainer(cfg, log=lambda s: None).fit()
-    finally:
-        torch.set_num_threads(before)
+    Trainer(cfg, log=lambda s: None).fit()
     return run
 
 
