@@ -131,7 +131,7 @@ class FixedPosterior:
     def __init__(self, fn):
         self.fn = fn
 
-    def __call__(self, input_ids, lengths):
+    def __call__(self, input_ids, lengths, labels=None):
         return Posterior(*self.fn(input_ids, lengths))
 
 
