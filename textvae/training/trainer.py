@@ -7,15 +7,13 @@ latest checkpoint, with ``trainer_state.pt`` for an exact resume).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import json
 import math
 import random
-import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +45,7 @@ from textvae.training.distributed import (
     shard,
 )
 from textvae.training.schedules import beta_at, lr_at
+from textvae.training.signals import stop_on_signals
 
 
 def resolve_device(name: str) -> torch.device:
@@ -173,7 +172,7 @@ class Trainer:
         the current step (``self.interrupted`` then names the signal). Returns the last validation figures."""
         self._setup()
         try:
-            with _stop_on_signals(self):
+            with stop_on_signals(self):
                 return self._loop(stop_at)
         finally:
             cleanup(self.dist)
@@ -390,30 +389,6 @@ class Trainer:
             return
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
-
-
-@contextlib.contextmanager
-def _stop_on_signals(trainer: Trainer) -> Iterator[None]:
-    """While training, SIGINT/SIGTERM ask the loop to stop after the current step (it then saves a
-    resumable checkpoint); a second SIGINT interrupts at once. Outside the main thread this is a no-op."""
-
-    def request(signum: int, frame: Any) -> None:
-        name = signal.Signals(signum).name
-        if trainer.interrupted is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        trainer.interrupted = name
-
-    previous = {}
-    try:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, request)
-    except ValueError:  # not the main thread: signals stay with the caller
-        pass
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _accumulate(sums: dict[str, float], out: dict[str, float]) -> None:
