@@ -1,9 +1,332 @@
-"""Placeholder: commands are being added."""
+"""Generation commands: ``sample``, ``interpolate``, ``mix``, ``reconstruct``, ``encode``, ``analogy`` and
+``traverse``. Each parses its arguments, calls :mod:`textvae.inference` and prints one line per result
+(one JSON object per line with ``--json``)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+
+from textvae.cli.common import add_decoding_args, add_model_args, decoding_from_args, emit, load_model, require_text
+from textvae.errors import DataError, TextVAEError
+
+_LABEL_HELP = "label for a conditional model (model.conditional=true): encode and decode with it"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    pass
+    p = _command(sub, "sample", "sentences from the prior, or near a given sentence", 'JSON: {"text": ...}')
+    p.add_argument("-n", "--num", type=int, default=10, help="how many sentences (default 10)")
+    p.add_argument("--near", metavar="TEXT", help="sample around this sentence instead of from the prior")
+    p.add_argument(
+        "--radius",
+        type=float,
+        default=None,
+        help="with --near: uniform in the ball of this radius around its posterior mean "
+        "(default: from its posterior q(z|x))",
+    )
+    p.add_argument("--label", help="class to generate, for a conditional model")
+    p.set_defaults(func=run_sample)
+
+    p = _command(
+        sub,
+        "interpolate",
+        "decode a path between sentences' posterior means (or random prior points)",
+        'JSON per step: {"step": i, "alpha": a, "text": ...}; alpha k.0 is the k-th input',
+    )
+    p.add_argument("sentences", nargs="*", help="two or more sentences, visited in order")
+    p.add_argument(
+        "--random",
+        type=int,
+        nargs="?",
+        const=2,
+        metavar="K",
+        help="walk between K random prior points (default 2) instead of sentences",
+    )
+    p.add_argument("--steps", type=int, default=8, help="points per segment, both ends included (default 8)")
+    p.add_argument("--method", choices=["linear", "slerp"], default="linear", help="path shape (default linear)")
+    p.add_argument("--label", help=_LABEL_HELP)
+    p.set_defaults(func=run_interpolate)
+
+    p = _command(
+        sub,
+        "mix",
+        "move sentences to another style (attribute vector, dimension mixing or conditional decoding)",
+        'JSON: {"source": ..., "target_style": ..., "text": ...}',
+    )
+    p.add_argument("sentences", nargs="+", help="content sentences")
+    p.add_argument(
+        "--method",
+        choices=["attribute", "dims", "conditional"],
+        default=None,
+        help="default: conditional for a conditional model, else attribute",
+    )
+    g = p.add_argument_group("labelled examples (attribute, dims)")
+    g.add_argument("--data", metavar="FILE", help="CSV/TSV/JSONL file with a text and a label column")
+    g.add_argument("--label-column", help="the label column of --data")
+    g.add_argument("--text-column", default="text", help="the text column of --data (default text)")
+    g.add_argument("--style-a", metavar="FILE", help="sentences of style 'a', one per line")
+    g.add_argument("--style-b", metavar="FILE", help="sentences of style 'b', one per line")
+    g.add_argument("--max-examples", type=int, default=2000, help="examples encoded per style (default 2000; 0: all)")
+    g = p.add_argument_group("styles")
+    g.add_argument("--target-style", help="style to move to (a label; default 'b' with --style-a/--style-b)")
+    g.add_argument("--source-style", help="style to move from (default: every other style; for conditional: inferred)")
+    g.add_argument(
+        "--alpha", type=float, default=1.0, help="attribute: step along mean(target)-mean(source) (default 1)"
+    )
+    g.add_argument("--dims", type=int, default=None, metavar="K", help="dims: take the K most style-predictive dims")
+    g.add_argument(
+        "--dim-threshold", type=float, default=None, help="dims: take dims with |2AUC-1| >= this (default 0.5)"
+    )
+    g.add_argument("--style-sentence", metavar="TEXT", help="dims: copy the style dims from it (default: target mean)")
+    p.set_defaults(func=run_mix)
+
+    p = _command(
+        sub,
+        "reconstruct",
+        "encode sentences to their posterior means and decode them",
+        'JSON: {"source": ..., "text": ...}',
+    )
+    _add_inputs(p)
+    p.add_argument("--label", help=_LABEL_HELP)
+    p.set_defaults(func=run_reconstruct)
+
+    p = _command(
+        sub,
+        "encode",
+        "posterior means and log-variances of sentences",
+        'JSON: {"text": ..., "mu": [...], "logvar": [...]}',
+        decoding=False,
+    )
+    _add_inputs(p)
+    p.add_argument("--output", metavar="FILE.npy", help="write an array [N, 2, Z] (means, log-variances) instead")
+    p.add_argument("--label", help=_LABEL_HELP)
+    p.set_defaults(func=run_encode)
+
+    p = _command(
+        sub, "analogy", "decode mu(a) - mu(b) + mu(c): a is to b as ? is to c", 'JSON: {"a", "b", "c", "text"}'
+    )
+    for name in ("a", "b", "c"):
+        p.add_argument(name, help=f"sentence {name}")
+    p.add_argument("--label", help=_LABEL_HELP)
+    p.set_defaults(func=run_analogy)
+
+    p = _command(
+        sub,
+        "traverse",
+        "vary one latent dimension from -3 to +3 prior standard deviations and decode",
+        'JSON per step: {"step", "dim", "offset", "value", "text"}',
+    )
+    p.add_argument("--dim", type=int, required=True, help="latent dimension (0-based)")
+    p.add_argument("--sentence", metavar="TEXT", help="traverse around its posterior mean (default: the origin)")
+    p.add_argument("--steps", type=int, default=7, help="points, both ends included (default 7)")
+    p.add_argument("--span", type=float, default=3.0, help="largest offset in prior standard deviations (default 3)")
+    p.add_argument("--label", help=_LABEL_HELP)
+    p.set_defaults(func=run_traverse)
+
+
+def _command(
+    sub: argparse._SubParsersAction, name: str, summary: str, output: str, decoding: bool = True
+) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=summary, description=f"{summary[0].upper()}{summary[1:]}. {output}.")
+    add_model_args(p)
+    if decoding:
+        add_decoding_args(p)
+    return p
+
+
+def _add_inputs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("sentences", nargs="*", help="sentences (or --input)")
+    p.add_argument("--input", metavar="FILE", help="read sentences from a file, one per line")
+
+
+def _inputs(args: argparse.Namespace) -> list[str]:
+    """Sentences from the command line and ``--input`` (blank lines of the file skipped)."""
+    sentences = list(args.sentences)
+    if args.input:
+        path = Path(args.input)
+        if not path.is_file():
+            raise DataError(f"input file not found: {path}")
+        try:
+            sentences += [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except UnicodeDecodeError:
+            raise DataError(f"{path} is not UTF-8 text") from None
+    if not sentences:
+        raise TextVAEError("give sentences as arguments or with --input FILE")
+    for s in sentences:
+        require_text(s)
+    return sentences
+
+
+def _generator(model, args: argparse.Namespace):
+    from textvae.inference.sampling import seeded
+
+    return seeded(model, args.seed)
+
+
+# -- commands --------------------------------------------------------------------------------------
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    from textvae.inference.sampling import sample_near, sample_prior
+
+    decoding = decoding_from_args(args)
+    if args.radius is not None and args.near is None:
+        raise TextVAEError("--radius needs --near TEXT")
+    model = load_model(args)
+    if args.near is not None:
+        texts = sample_near(model, require_text(args.near), args.num, args.radius, decoding, args.seed, args.label)
+    else:
+        texts = sample_prior(model, args.num, decoding, args.seed, args.label)
+    emit(({"text": t} for t in texts), args.json, lambda r: r["text"])
+    return 0
+
+
+def run_interpolate(args: argparse.Namespace) -> int:
+    from textvae.inference.interpolation import check_path, interpolate, interpolate_random
+
+    decoding = decoding_from_args(args)
+    check_path(args.steps, args.method)  # before loading the model
+    if args.random is not None and args.sentences:
+        raise TextVAEError("give sentences or --random, not both")
+    if args.random is None and len(args.sentences) < 2:
+        raise TextVAEError("give at least two sentences to interpolate between, or --random for prior points")
+    for s in args.sentences:
+        require_text(s)
+    model = load_model(args)
+    g = _generator(model, args)
+    if args.random is not None:
+        records = interpolate_random(model, args.steps, args.method, decoding, args.label, g, args.random)
+    else:
+        records = interpolate(model, args.sentences, args.steps, args.method, decoding, args.label, g)
+    emit(records, args.json, lambda r: f"{r['alpha']:6.3f}  {r['text']}")
+    return 0
+
+
+def run_mix(args: argparse.Namespace) -> int:
+    from textvae.inference import style
+
+    decoding = decoding_from_args(args)
+    for s in args.sentences:
+        require_text(s)
+    if args.style_sentence is not None:
+        require_text(args.style_sentence, "style sentence")
+    if args.dims is not None and args.dim_threshold is not None:
+        raise TextVAEError("give --dims or --dim-threshold, not both")
+    model = load_model(args)
+    method = args.method or ("conditional" if model.config.conditional else "attribute")
+    g = _generator(model, args)
+    if method == "conditional":
+        if args.data or args.style_a or args.style_b:
+            raise TextVAEError("--method conditional uses the model's own labels: drop --data/--style-a/--style-b")
+        if not args.target_style:
+            raise TextVAEError(f"give --target-style, one of {', '.join(model.label_names) or '(no labels)'}")
+        target = args.target_style
+        texts = style.transfer_conditional(
+            model, args.sentences, target, [args.source_style] if args.source_style else None, decoding, g
+        )
+    else:
+        codes, target = _style_codes(model, args)
+        if method == "attribute":
+            texts = style.transfer_attribute(
+                model, args.sentences, codes, target, args.source_style, args.alpha, decoding, g
+            )
+        else:
+            threshold = style.DIM_THRESHOLD if args.dim_threshold is None else args.dim_threshold
+            dims, scores = style.style_dimensions(codes, target, args.source_style, args.dims, threshold)
+            if not args.json:
+                chosen = ", ".join(f"{d} ({scores[d]:.2f})" for d in dims.tolist())
+                print(f"style dimensions (|2AUC-1|): {chosen}", file=sys.stderr)
+            texts = style.transfer_dimensions(
+                model, args.sentences, codes, target, dims, args.style_sentence, decoding, g
+            )
+    records = ({"source": s, "target_style": target, "text": t} for s, t in zip(args.sentences, texts))
+    emit(records, args.json, lambda r: f"{r['source']}\n  -> [{r['target_style']}] {r['text']}")
+    return 0
+
+
+def _style_codes(model, args: argparse.Namespace):
+    """Encoded labelled examples ``{style: mu [N, Z]}`` from --data or --style-a/--style-b, and the target."""
+    from textvae.inference import style
+
+    cap = None if args.max_examples == 0 else args.max_examples
+    if cap is not None and cap < 0:
+        raise TextVAEError(f"--max-examples must be >= 0, got {args.max_examples}")
+    if args.data and (args.style_a or args.style_b):
+        raise TextVAEError("give --data FILE --label-column COL, or --style-a FILE --style-b FILE, not both")
+    if args.data:
+        if not args.label_column:
+            raise TextVAEError("--data needs --label-column COL")
+        examples = style.read_labelled(args.data, args.label_column, args.text_column, cap, args.seed)
+        if not args.target_style:
+            raise TextVAEError(f"give --target-style, one of {', '.join(examples)}")
+        target = args.target_style
+    elif args.style_a and args.style_b:
+        examples = style.read_style_files(args.style_a, args.style_b, cap, args.seed)
+        target = args.target_style or "b"
+    else:
+        raise TextVAEError("give labelled examples: --data FILE --label-column COL, or --style-a FILE --style-b FILE")
+    style.check_styles(list(examples), target, args.source_style)  # before the (slow) encoding
+    return style.encode_examples(model, examples), target
+
+
+def run_reconstruct(args: argparse.Namespace) -> int:
+    from textvae.inference.latent_tools import decode_latents, encode_sentences, labels_for
+
+    decoding = decoding_from_args(args)
+    sentences = _inputs(args)
+    model = load_model(args)
+    labels = [args.label] if args.label is not None else None
+    mu = encode_sentences(model, sentences, labels).mu
+    texts = decode_latents(model, mu, decoding, _generator(model, args), labels_for(model, args.label, len(mu)))
+    emit(
+        ({"source": s, "text": t} for s, t in zip(sentences, texts)),
+        args.json,
+        lambda r: f"{r['source']}\n  -> {r['text']}",
+    )
+    return 0
+
+
+def run_encode(args: argparse.Namespace) -> int:
+    from textvae.inference.latent_tools import encode_sentences, save_codes
+
+    sentences = _inputs(args)
+    model = load_model(args)
+    post = encode_sentences(model, sentences, [args.label] if args.label is not None else None)
+    if args.output:
+        path = save_codes(post, args.output)
+        record = {"output": str(path), "shape": [len(sentences), 2, model.config.latent_size]}
+        emit([record], args.json, lambda r: f"wrote {r['shape'][0]} codes, shape {r['shape']}, to {r['output']}")
+        return 0
+    records = (
+        {"text": s, "mu": [round(x, 6) for x in m], "logvar": [round(x, 6) for x in lv]}
+        for s, m, lv in zip(sentences, post.mu.tolist(), post.logvar.tolist())
+    )
+    emit(records, args.json, lambda r: f"{r['text']}\n  mu: {' '.join(f'{x:.3f}' for x in r['mu'])}")
+    return 0
+
+
+def run_analogy(args: argparse.Namespace) -> int:
+    from textvae.inference.latent_tools import analogy
+
+    decoding = decoding_from_args(args)
+    for s in (args.a, args.b, args.c):
+        require_text(s)
+    model = load_model(args)
+    text = analogy(model, args.a, args.b, args.c, decoding, args.label, _generator(model, args))
+    emit([{"a": args.a, "b": args.b, "c": args.c, "text": text}], args.json, lambda r: r["text"])
+    return 0
+
+
+def run_traverse(args: argparse.Namespace) -> int:
+    from textvae.inference.latent_tools import traverse
+
+    decoding = decoding_from_args(args)
+    if args.sentence is not None:
+        require_text(args.sentence)
+    model = load_model(args)
+    records = traverse(
+        model, args.dim, args.steps, args.sentence, args.span, decoding, args.label, _generator(model, args)
+    )
+    emit(records, args.json, lambda r: f"dim {r['dim']} {r['offset']:+6.2f}  {r['text']}")
+    return 0

@@ -1,0 +1,8 @@
+"""Style mixing (attribute vectors, dimension mixing, conditional decoding): ``textvae mix``. Usage: ``python scripts/style_mix.py MODEL ...`` (see ``--help``)."""
+
+import sys
+
+from textvae.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["mix", *sys.argv[1:]]))

@@ -1,0 +1,317 @@
+"""Generation: sampling, interpolation, style mixing and latent tools, as library functions and as
+``textvae`` commands, on tiny models trained here; plus a fast version of the synthetic-corpus figures."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from textvae.cli import main
+from textvae.config import Config
+from textvae.data.synthetic import generate, write_corpus
+from textvae.inference.interpolation import interpolation_path, piecewise_path
+from textvae.inference.latent_tools import analogy_latent, traversal_latents
+from textvae.inference.sampling import ball_samples, sample_near
+from textvae.inference.style import (
+    attribute_vector,
+    dimension_scores,
+    infer_labels,
+    mix_dimensions,
+    select_dimensions,
+    shift,
+)
+from textvae.model.vae import TextVAE
+from textvae.training.trainer import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+S1, S2, S3 = "the cat loves the park .", "my dogs hated one red car at night .", "will the doctor praise the book ?"
+SHORT = ["--max-length", "8"]  # untrained models babble to the length limit: keep decoding cheap
+
+
+def _train(out: Path, overrides: dict) -> Path:
+    cfg = Config.from_dict(
+        {
+            "data": {"train": "synthetic", "synthetic_size": 300, "valid_fraction": 0.1},
+            "model": {"embedding_size": 16, "hidden_size": 24, "latent_size": 4},
+            "train": {"output_dir": str(out), "max_steps": 6, "batch_size": 16, "eval_every": 6, "progress": False},
+        }
+    )
+    Trainer(cfg.apply_overrides([f"{k}={v}" for k, v in overrides.items()]), log=lambda s: None).fit()
+    return out
+
+
+@pytest.fixture(scope="session")
+def vae_dir(tmp_path_factory) -> Path:
+    return _train(tmp_path_factory.mktemp("vae"), {})
+
+
+@pytest.fixture(scope="session")
+def cvae_dir(tmp_path_factory) -> Path:
+    return _train(tmp_path_factory.mktemp("cvae"), {"model.conditional": "true", "data.label_column": "sentiment"})
+
+
+@pytest.fixture(scope="session")
+def style_files(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("styles")
+    sentences = generate(120, seed=7)
+    files = {"data": write_corpus(d / "labelled.tsv", 60, seed=8, label="sentiment")}
+    for name, value in (("a", "positive"), ("b", "negative")):
+        files[name] = d / f"{name}.txt"
+        files[name].write_text("".join(s.text + "\n" for s in sentences if s.factors["sentiment"] == value))
+    return files
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def run_json(capsys, *args) -> list[dict]:
+    code, out, err = run(capsys, *args, "--json")
+    assert code == 0, err
+    return [json.loads(line) for line in out.splitlines()]
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        [],
+        ["--temperature", "0.7"],
+        ["--top-k", "3"],
+        ["--top-p", "0.9"],
+        ["--strategy", "sample"],
+        ["--beam", "2"],
+        ["--beam", "2", "--length-penalty", "0"],
+    ],
+)
+def test_sample_with_every_decoding_method(vae_dir, capsys, flags):
+    recs = run_json(capsys, "sample", vae_dir, "-n", 3, *SHORT, *flags)
+    assert len(recs) == 3 and all(set(r) == {"text"} and isinstance(r["text"], str) for r in recs)
+
+
+def test_sample_is_seeded_and_beam1_topk1_equal_greedy(vae_dir, capsys):
+    greedy = run_json(capsys, "sample", vae_dir, "-n", 4, *SHORT)
+    assert run_json(capsys, "sample", vae_dir, "-n", 4, *SHORT, "--beam", "1") == greedy
+    assert run_json(capsys, "sample", vae_dir, "-n", 4, *SHORT, "--top-k", "1") == greedy
+    sampled = run_json(capsys, "sample", vae_dir, "-n", 4, *SHORT, "--top-p", "0.8", "--seed", "5")
+    assert run_json(capsys, "sample", vae_dir, "-n", 4, *SHORT, "--top-p", "0.8", "--seed", "5") == sampled
+
+
+def test_sample_near_a_sentence(vae_dir, capsys):
+    recon = run_json(capsys, "reconstruct", vae_dir, S1, *SHORT)[0]["text"]
+    # Radius 0: every draw is the posterior mean, so greedy decoding gives the reconstruction.
+    assert [r["text"] for r in run_json(capsys, "sample", vae_dir, "-n", 3, "--near", S1, "--radius", 0, *SHORT)] == [
+        recon
+    ] * 3
+    assert len(run_json(capsys, "sample", vae_dir, "-n", 2, "--near", S1, *SHORT)) == 2
+    code, out, _ = run(capsys, "sample", vae_dir, "-n", 2, "--near", S1, "--radius", 2, *SHORT)
+    assert code == 0 and len(out.splitlines()) == 2
+
+
+def test_ball_samples_lie_in_the_ball():
+    center = torch.tensor([1.0, -2.0, 0.5])
+    z = ball_samples(center, 0.5, 500, torch.Generator().manual_seed(0))
+    dist = (z - center).norm(dim=1)
+    assert z.shape == (500, 3) and dist.max() <= 0.5 + 1e-6
+    assert (dist > 0.4).float().mean() > 0.35  # uniform in volume: 1 - 0.8^3 = 49% lie in the outer shell
+
+
+def test_interpolate_between_two_and_more_sentences(vae_dir, capsys):
+    recs = run_json(capsys, "interpolate", vae_dir, S1, S2, "--steps", 4, *SHORT)
+    assert [r["step"] for r in recs] == [0, 1, 2, 3] and all(set(r) == {"step", "alpha", "text"} for r in recs)
+    assert [r["alpha"] for r in recs] == pytest.approx([0, 1 / 3, 2 / 3, 1], abs=1e-3)
+    recon = run_json(capsys, "reconstruct", vae_dir, S1, S2, *SHORT)
+    assert recs[0]["text"] == recon[0]["text"] and recs[-1]["text"] == recon[1]["text"]
+    recs = run_json(capsys, "interpolate", vae_dir, S1, S2, S3, "--steps", 3, "--method", "slerp", *SHORT)
+    assert [r["alpha"] for r in recs] == pytest.approx([0, 0.5, 1, 1.5, 2])
+    code, out, _ = run(capsys, "interpolate", vae_dir, S1, S2, "--steps", 3, "--beam", 2, *SHORT)
+    assert code == 0 and len(out.splitlines()) == 3
+
+
+def test_interpolate_between_random_prior_points(vae_dir, capsys):
+    recs = run_json(capsys, "interpolate", vae_dir, "--random", "--steps", 5, "--top-k", 5, *SHORT)
+    assert len(recs) == 5 and recs[-1]["alpha"] == 1
+    assert len(run_json(capsys, "interpolate", vae_dir, "--random", 3, "--steps", 3, *SHORT)) == 5
+
+
+def test_piecewise_path_visits_every_point():
+    pts = torch.randn(3, 4)
+    alphas, z = piecewise_path(pts, 4, "slerp")
+    assert z.shape == (7, 4) and alphas.tolist() == pytest.approx([0, 1 / 3, 2 / 3, 1, 4 / 3, 5 / 3, 2])
+    assert torch.allclose(z[[0, 3, 6]], pts, atol=1e-5)
+    a2, z2 = piecewise_path(pts[:2], 5)
+    a1, z1 = interpolation_path(pts[0], pts[1], 5)
+    assert torch.equal(a1, a2) and torch.allclose(z1, z2)
+
+
+def test_mix_with_attribute_vectors_and_dimensions(vae_dir, style_files, capsys):
+    data = ["--data", style_files["data"], "--label-column", "sentiment"]
+    recs = run_json(capsys, "mix", vae_dir, S1, S2, *data, "--target-style", "negative", *SHORT)
+    assert [r["source"] for r in recs] == [S1, S2]
+    assert all(set(r) == {"source", "target_style", "text"} and r["target_style"] == "negative" for r in recs)
+    files = ["--style-a", style_files["a"], "--style-b", style_files["b"], "--max-examples", 10]
+    recs = run_json(capsys, "mix", vae_dir, S1, *files, "--method", "dims", "--dims", 2, "--style-sentence", S2, *SHORT)
+    assert recs[0]["target_style"] == "b"
+    code, out, err = run(capsys, "mix", vae_dir, S1, *files, "--method", "dims", "--alpha", 2, *SHORT)
+    assert code == 0 and out.startswith(S1) and "style dimensions" in err
+    recs = run_json(capsys, "mix", vae_dir, S1, *files, "--target-style", "a", "--alpha", 1.5, "--top-p", 0.9, *SHORT)
+    assert recs[0]["target_style"] == "a"
+
+
+def test_mix_by_conditional_decoding(cvae_dir, capsys):
+    recs = run_json(capsys, "mix", cvae_dir, S1, S2, "--target-style", "negative", *SHORT)
+    assert len(recs) == 2 and recs[0]["target_style"] == "negative"
+    recs = run_json(capsys, "mix", cvae_dir, S1, "--method", "conditional", "--target-style", "positive",
+                    "--source-style", "negative", "--beam", 2, *SHORT)  # fmt: skip
+    assert recs[0]["source"] == S1
+    assert set(infer_labels(TextVAE.from_pretrained(cvae_dir), [S1, S2])) <= {"positive", "negative"}
+
+
+def test_conditional_sampling_and_interpolation(cvae_dir, capsys):
+    assert len(run_json(capsys, "sample", cvae_dir, "-n", 2, "--label", "positive", *SHORT)) == 2
+    assert len(run_json(capsys, "interpolate", cvae_dir, S1, S2, "--steps", 2, "--label", "negative", *SHORT)) == 2
+    assert len(run_json(capsys, "reconstruct", cvae_dir, S1, "--label", "negative", *SHORT)) == 1
+    assert len(sample_near(TextVAE.from_pretrained(cvae_dir), S1, 2, 1.0, label="positive")) == 2
+
+
+def test_reconstruct_encode_analogy_traverse(vae_dir, tmp_path, capsys):
+    inputs = tmp_path / "in.txt"
+    inputs.write_text(f"{S1}\n\n{S2}\n")
+    recs = run_json(capsys, "reconstruct", vae_dir, S3, "--input", inputs, "--beam", 3, *SHORT)
+    assert [r["source"] for r in recs] == [S3, S1, S2] and all(set(r) == {"source", "text"} for r in recs)
+    recs = run_json(capsys, "encode", vae_dir, S1, S2)
+    assert [r["text"] for r in recs] == [S1, S2] and all(len(r["mu"]) == len(r["logvar"]) == 4 for r in recs)
+    out = tmp_path / "codes.npy"
+    assert run_json(capsys, "encode", vae_dir, "--input", inputs, "--output", out)[0]["shape"] == [2, 2, 4]
+    codes = np.load(out)
+    assert codes.shape == (2, 2, 4) and np.allclose(codes[0, 0], recs[0]["mu"], atol=1e-5)
+    rec = run_json(capsys, "analogy", vae_dir, S1, S2, S3, *SHORT)
+    assert len(rec) == 1 and set(rec[0]) == {"a", "b", "c", "text"}
+    recs = run_json(capsys, "traverse", vae_dir, "--dim", 1, "--steps", 5, "--sentence", S1, *SHORT)
+    assert [r["offset"] for r in recs] == [-3, -1.5, 0, 1.5, 3] and recs[2]["value"] == pytest.approx(
+        recs[0]["value"] + 3
+    )
+    recs = run_json(capsys, "traverse", vae_dir, "--dim", 0, "--steps", 3, "--span", 2, "--temperature", 0.5, *SHORT)
+    assert [r["value"] for r in recs] == [-2, 0, 2] and all(
+        set(r) == {"step", "dim", "offset", "value", "text"} for r in recs
+    )
+    code, out, _ = run(capsys, "traverse", vae_dir, "--dim", 0, "--steps", 3, *SHORT)
+    assert code == 0 and out.startswith("dim 0")
+
+
+@pytest.mark.parametrize("script, args", [("sample.py", ["-n", 2]), ("interpolate.py", [S1, S2, "--steps", 2])])
+def test_scripts_wrap_the_commands(vae_dir, capsys, monkeypatch, script, args):
+    monkeypatch.setattr(sys, "argv", [script, str(vae_dir), *map(str, args), *SHORT, "--json"])
+    with pytest.raises(SystemExit) as exc:
+        runpy.run_path(str(ROOT / "scripts" / script), run_name="__main__")
+    assert exc.value.code == 0 and len(capsys.readouterr().out.splitlines()) == 2
+
+
+def test_style_mix_script(vae_dir, style_files, capsys, monkeypatch):
+    files = ["--style-a", str(style_files["a"]), "--style-b", str(style_files["b"])]
+    monkeypatch.setattr(sys, "argv", ["style_mix.py", str(vae_dir), S1, *files, *SHORT, "--json"])
+    with pytest.raises(SystemExit) as exc:
+        runpy.run_path(str(ROOT / "scripts" / "style_mix.py"), run_name="__main__")
+    assert exc.value.code == 0 and json.loads(capsys.readouterr().out)["source"] == S1
+
+
+# -- bad input -------------------------------------------------------------------------------------
+
+BAD = {
+    "empty sentence (near)": (["sample", "{vae}", "--near", "  "], "empty"),
+    "empty sentence (interpolate)": (["interpolate", "{vae}", S1, "", "--steps", "3"], "empty"),
+    "empty sentence (mix)": (["mix", "{vae}", "", "--style-a", "{a}", "--style-b", "{b}"], "empty"),
+    "unknown words (reconstruct)": (["reconstruct", "{vae}", "zzzq xxqv"], "unknown"),
+    "unknown words (interpolate)": (["interpolate", "{vae}", S1, "qqqz", "--steps", "3"], "unknown"),
+    "unknown words (analogy)": (["analogy", "{vae}", S1, S2, "zzzq"], "unknown"),
+    "unseen label (sample)": (["sample", "{cvae}", "--label", "neutral"], "not seen"),
+    "unseen label (mix)": (["mix", "{cvae}", S1, "--target-style", "neutral"], "not seen"),
+    "unseen style (mix)": (
+        ["mix", "{vae}", S1, "--style-a", "{a}", "--style-b", "{b}", "--target-style", "c"],
+        "not in",
+    ),
+    "label on unconditional": (["sample", "{vae}", "--label", "positive"], "not conditional"),
+    "missing label (cvae)": (["sample", "{cvae}"], "give a label"),
+    "steps < 2": (["interpolate", "{vae}", S1, S2, "--steps", "1"], "at least 2"),
+    "steps < 2 (traverse)": (["traverse", "{vae}", "--dim", "0", "--steps", "1"], "at least 2"),
+    "one sentence": (["interpolate", "{vae}", S1], "two sentences"),
+    "dim out of range": (["traverse", "{vae}", "--dim", "4"], "--dim"),
+    "no model dir": (["sample", "{tmp}/nope"], "not found"),
+    "no data file": (["mix", "{vae}", S1, "--data", "{tmp}/nope.tsv", "--label-column", "x"], "not found"),
+    "no style file": (["mix", "{vae}", S1, "--style-a", "{tmp}/a.txt", "--style-b", "{b}"], "not found"),
+    "no examples": (["mix", "{vae}", S1], "labelled examples"),
+    "conditional method on a VAE": (
+        ["mix", "{vae}", S1, "--method", "conditional", "--target-style", "x"],
+        "conditional",
+    ),
+    "radius without near": (["sample", "{vae}", "--radius", "1"], "--near"),
+    "bad npy name": (["encode", "{vae}", S1, "--output", "{tmp}/x.txt"], ".npy"),
+    "bad decoding value": (["sample", "{vae}", "--top-p", "0"], "top_p"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD), ids=list(BAD))
+def test_bad_input_is_a_one_line_error(vae_dir, cvae_dir, style_files, tmp_path, capsys, case):
+    args, needle = BAD[case]
+    subs = {"vae": vae_dir, "cvae": cvae_dir, "a": style_files["a"], "b": style_files["b"], "tmp": tmp_path}
+    code, out, err = run(capsys, *(a.format(**subs) for a in args))
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and needle in err and "Traceback" not in err
+
+
+# -- latent arithmetic ---------------------------------------------------------------------------
+
+
+def test_attribute_vector_maps_one_style_mean_onto_the_other():
+    content = torch.randn(50, 3)
+    style_a, style_b = content + torch.tensor([1.0, 0, 0]), content[:40] + torch.tensor([-2.0, 1, 0])
+    d = attribute_vector(style_a, style_b)
+    assert torch.allclose(shift(style_a, d).mean(0), style_b.mean(0), atol=1e-5)
+    assert torch.allclose(shift(style_a, d, alpha=0.0), style_a)
+
+
+def test_dimension_scores_find_the_style_dimension():
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(200) % 2 == 0
+    z = torch.randn(200, 4, generator=g)
+    z[:, 2] = y.float() * 5 + 0.1 * z[:, 2]  # dim 2 separates perfectly
+    z[:, 0] = -y.float() + z[:, 0]  # dim 0 helps, in the other direction
+    scores = dimension_scores(z, y)
+    assert scores[2] == pytest.approx(1.0) and scores[0] > scores[1] and scores[0] > scores[3]
+    assert scores[1] < 0.3 and scores[3] < 0.3
+    assert select_dimensions(scores).tolist() == [0, 2] or select_dimensions(scores).tolist() == [2]
+    assert select_dimensions(scores, top_k=2).tolist() == [0, 2]
+    assert select_dimensions(torch.zeros(4) + torch.tensor([0, 0.1, 0, 0])).tolist() == [1]  # never empty
+    mixed = mix_dimensions(torch.zeros(3, 4), torch.arange(4.0), torch.tensor([1, 3]))
+    assert mixed.tolist() == [[0, 1, 0, 3]] * 3
+
+
+def test_analogy_and_traversal_latents():
+    a, b, c = torch.randn(3, 5)
+    assert torch.allclose(analogy_latent(a, b, c) - c, a - b)
+    z = traversal_latents(a, 2, torch.tensor([-1.0, 0.0, 1.0]))
+    assert torch.equal(z[1], a) and torch.allclose(z[:, 2] - a[2], torch.tensor([-1.0, 0.0, 1.0]))
+    assert torch.equal(z[:, [0, 1, 3, 4]], a[[0, 1, 3, 4]].expand(3, 4))
+
+
+# -- synthetic-corpus figures ----------------------------------------------------------------------
+
+
+def _benchmark():
+    spec = importlib.util.spec_from_file_location(
+        "synthetic_generation", ROOT / "benchmarks" / "synthetic_generation.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
