@@ -33,7 +33,7 @@ def run_train(args: argparse.Namespace) -> int:
     result = trainer.fit()
     if trainer.interrupted:
         return _interrupted_exit(trainer.interrupted)
-    _print_summary(cfg, result)
+    _print_summary(trainer.run_dir, result)
     return 0
 
 
@@ -55,7 +55,7 @@ def run_demo(args: argparse.Namespace) -> int:
     result = trainer.fit()
     if trainer.interrupted:
         return _interrupted_exit(trainer.interrupted)
-    _print_summary(cfg, result)
+    _print_summary(trainer.run_dir, result)
     print()
     showcase(trainer.run_dir, trainer.data.valid_texts[:5])
     return 0
@@ -71,11 +71,10 @@ def _free_dir(base: Path) -> Path:
     return base.with_name(f"{base.name}-{i}")
 
 
-def _print_summary(cfg: Config, result: dict) -> None:
-    out = Path(cfg.train.resume or cfg.train.output_dir)
+def _print_summary(run_dir: Path, result: dict) -> None:
     if result:
         print(
             f"done: step {result['step']}, validation -ELBO {result['neg_elbo']:.2f} nats/sentence "
             f"(rec {result['rec']:.2f}, KL {result['kl']:.2f}), active units {result['au']}"
         )
-    print(f"model saved in {out}/best (load it with TextVAE.from_pretrained('{out}'))")
+    print(f"model saved in {run_dir}/best (load it with TextVAE.from_pretrained('{run_dir}'))")
