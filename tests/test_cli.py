@@ -117,3 +117,16 @@ def test_module_entry_point_and_exit_code(tmp_path):
     )
     assert proc.returncode == 2 and "not found" in proc.stderr and "Traceback" not in proc.stderr
     assert subprocess.run([sys.executable, "-m", "textvae", "--help"], capture_output=True).returncode == 0
+
+
+def test_demo_command_end_to_end(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    tiny = [o for o in TINY if not o.startswith("train.batch_size")]
+    args = ["demo", "data.synthetic_size=200", "train.eval_max_sentences=20", *tiny]
+    code, out, err = run(args, capsys)
+    assert code == 0, err
+    assert "reconstructions" in out and "samples from the prior" in out and "interpolation" in out
+    assert (tmp_path / "runs" / "demo" / "best" / "config.json").is_file()
+    # A second demo never overwrites the first run.
+    assert run(args, capsys)[0] == 0
+    assert (tmp_path / "runs" / "demo-2" / "best" / "config.json").is_file()
