@@ -130,3 +130,11 @@ def test_demo_command_end_to_end(tmp_path, capsys, monkeypatch):
     # A second demo never overwrites the first run.
     assert run(args, capsys)[0] == 0
     assert (tmp_path / "runs" / "demo-2" / "best" / "config.json").is_file()
+
+
+def test_demo_of_a_language_model(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    tiny = [o for o in TINY if not o.startswith("train.batch_size")]
+    code, out, err = run(["demo", "data.synthetic_size=200", "model.use_latent=false", *tiny], capsys)
+    assert code == 0, err
+    assert "samples from the language model" in out

@@ -17,6 +17,11 @@ def showcase(model_dir: str | Path, sentences: Sequence[str], out: Callable[[str
     between the first two sentences, decoded by the model saved in ``model_dir``."""
     vae = TextVAE.from_pretrained(model_dir)
     greedy = DecodingConfig(max_length=40)
+    if vae.encoder is None:  # a language model (model.use_latent=false): nothing to encode
+        out("samples from the language model:")
+        for s in vae.sample(5, DecodingConfig(strategy="sample", max_length=40), seed=0):
+            out(f"  {s}")
+        return
     out("reconstructions (input -> output):")
     for src, rec in zip(sentences, vae.reconstruct(sentences, greedy)):
         out(f"  {src}\n  -> {rec}")
