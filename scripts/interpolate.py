@@ -1,4 +1,7 @@
-"""Homotopy interpolation between sentences: ``textvae interpolate``. Usage: ``python scripts/interpolate.py MODEL ...`` (see ``--help``)."""
+"""Homotopy interpolation between sentences (or random prior points): ``textvae interpolate``.
+
+Usage: ``python scripts/interpolate.py MODEL ...`` with the arguments of ``textvae interpolate`` (see ``--help``).
+"""
 
 import sys
 

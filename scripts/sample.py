@@ -1,4 +1,7 @@
-"""Sentences from a model's prior (or near a sentence): ``textvae sample``. Usage: ``python scripts/sample.py MODEL ...`` (see ``--help``)."""
+"""Sentences from a model's prior, or near a given sentence: ``textvae sample``.
+
+Usage: ``python scripts/sample.py MODEL ...`` with the arguments of ``textvae sample`` (see ``--help``).
+"""
 
 import sys
 

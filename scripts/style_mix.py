@@ -1,4 +1,7 @@
-"""Style mixing (attribute vectors, dimension mixing, conditional decoding): ``textvae mix``. Usage: ``python scripts/style_mix.py MODEL ...`` (see ``--help``)."""
+"""Style mixing: attribute vectors, dimension mixing or conditional decoding: ``textvae mix``.
+
+Usage: ``python scripts/style_mix.py MODEL ...`` with the arguments of ``textvae mix`` (see ``--help``).
+"""
 
 import sys
 

@@ -226,6 +226,7 @@ def run_mix(args: argparse.Namespace) -> int:
             model, args.sentences, target, [args.source_style] if args.source_style else None, decoding, g
         )
     else:
+        style.check_unconditional(model)  # before reading the examples
         codes, target = _style_codes(model, args)
         if method == "attribute":
             texts = style.transfer_attribute(

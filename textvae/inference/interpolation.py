@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from textvae.errors import TextVAEError
-from textvae.inference.latent_tools import decode_latents, encode_sentences, labels_for
+from textvae.inference.latent_tools import decode_latents, encode_sentences, labels_for, require_latent
 from textvae.model.decoding import DecodingConfig
 from textvae.model.vae import TextVAE
 
@@ -117,6 +117,7 @@ def interpolate_random(
     """Like :func:`interpolate`, between ``num_points`` random draws from the prior N(0, I) (``generator``
     seeds them and any sampling in decoding)."""
     check_path(steps, method)
+    require_latent(model)
     if num_points < 2:
         raise TextVAEError(f"a random path needs at least 2 points, got {num_points}")
     return _walk(model, model.sample_prior(num_points, generator), steps, method, decoding, label, generator)

@@ -54,6 +54,14 @@ def usable(model: TextVAE, sentences: Sequence[str]) -> list[bool]:
     return [p is None for p in _problems(model, sentences)] if sentences else []
 
 
+def require_latent(model: TextVAE) -> None:
+    """Refuse latent-space work on a plain language model (``model.use_latent=false``)."""
+    if model.encoder is None:
+        raise TextVAEError(
+            "this model is a language model without a latent (model.use_latent=false); it can only sample"
+        )
+
+
 def labels_for(model: TextVAE, label: str | None, n: int) -> Tensor | None:
     """``[n]`` label ids for a conditional model (``label`` repeated), None for an unconditional one;
     a missing, unknown or superfluous label raises :class:`TextVAEError`."""
@@ -64,6 +72,7 @@ def labels_for(model: TextVAE, label: str | None, n: int) -> Tensor | None:
 def encode_sentences(model: TextVAE, sentences: Sequence[str], labels: Sequence[str] | None = None) -> Posterior:
     """Checked, chunked :meth:`TextVAE.encode_text`: ``N`` sentences -> ``Posterior(mu [N, Z], logvar [N, Z])``.
     ``labels``: one label per sentence, or a single label for all (conditional models only)."""
+    require_latent(model)
     check_sentences(model, sentences)
     if labels is not None and len(labels) == 1:
         labels = list(labels) * len(sentences)
@@ -143,6 +152,7 @@ def traverse(
     Returns ``steps`` records ``{"step", "dim", "offset", "value", "text"}`` where ``value`` is the
     dimension's coordinate after the shift.
     """
+    require_latent(model)
     size = model.config.latent_size
     if not 0 <= dim < size:
         raise TextVAEError(f"--dim must be in [0, {size - 1}] (the model has {size} latent dimensions), got {dim}")

@@ -127,14 +127,19 @@ def read_style_files(
     }
 
 
-def encode_examples(model: TextVAE, examples: dict[str, list[str]]) -> dict[str, Tensor]:
-    """Posterior means of the example sentences by style: ``{style: mu [N_style, Z]}``. Sentences the model
-    cannot read (empty, all unknown words) are skipped; a style left with none is an error."""
+def check_unconditional(model: TextVAE) -> None:
+    """Attribute vectors and dimension mixing work on an unconditional model's codes only."""
     if model.config.conditional:
         raise TextVAEError(
             "this is a conditional VAE: its codes leave the label out, so use conditional decoding "
             "(--method conditional) instead of attribute vectors or dimension mixing"
         )
+
+
+def encode_examples(model: TextVAE, examples: dict[str, list[str]]) -> dict[str, Tensor]:
+    """Posterior means of the example sentences by style: ``{style: mu [N_style, Z]}``. Sentences the model
+    cannot read (empty, all unknown words) are skipped; a style left with none is an error."""
+    check_unconditional(model)
     codes = {}
     for style, texts in examples.items():
         texts = [t for t, ok in zip(texts, usable(model, texts)) if ok]
