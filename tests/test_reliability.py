@@ -124,17 +124,23 @@ def nan_after(model: TextVAE, step: int):
     model.forward = patched
 
 
-def test_nonfinite_loss_stop_names_step_and_keeps_checkpoint(tmp_path):
-    run = tmp_path / "run"
-    cfg = Config.from_dict(SETTINGS).apply_overrides([f"train.output_dir={run}", "train.on_nonfinite=stop"])
+def trainer_with_nan_from(cfg: Config, step: int) -> Trainer:
+    """A trainer whose model's loss turns NaN from its ``step``-th training forward pass on."""
     trainer = Trainer(cfg, log=lambda s: None)
     setup = trainer._setup
 
     def setup_then_break():
         setup()
-        nan_after(trainer.model, 8)
+        nan_after(trainer.model, step)
 
     trainer._setup = setup_then_break
+    return trainer
+
+
+def test_nonfinite_loss_stop_names_step_and_keeps_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    cfg = Config.from_dict(SETTINGS).apply_overrides([f"train.output_dir={run}", "train.on_nonfinite=stop"])
+    trainer = trainer_with_nan_from(cfg, 8)
     with pytest.raises(TextVAEError, match=r"non-finite loss at step 8.*last good checkpoint"):
         trainer.fit()
     vae = TextVAE.from_pretrained(run / "last")
@@ -145,14 +151,7 @@ def test_nonfinite_loss_stop_names_step_and_keeps_checkpoint(tmp_path):
 def test_nonfinite_loss_skip_keeps_training_with_finite_weights(tmp_path):
     run = tmp_path / "run"
     cfg = Config.from_dict(SETTINGS).apply_overrides([f"train.output_dir={run}", "train.max_steps=12"])
-    trainer = Trainer(cfg, log=lambda s: None)
-    setup = trainer._setup
-
-    def setup_then_break():
-        setup()
-        nan_after(trainer.model, 3)
-
-    trainer._setup = setup_then_break
+    trainer = trainer_with_nan_from(cfg, 3)
     trainer.fit()
     assert trainer.state.skipped_steps == 10
     assert all(torch.isfinite(p).all() for p in TextVAE.from_pretrained(run / "last").parameters())
