@@ -138,3 +138,12 @@ def test_demo_of_a_language_model(tmp_path, capsys, monkeypatch):
     code, out, err = run(["demo", "data.synthetic_size=200", "model.use_latent=false", *tiny], capsys)
     assert code == 0, err
     assert "samples from the language model" in out
+
+
+def test_demo_of_a_conditional_vae(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    tiny = [o for o in TINY if not o.startswith("train.batch_size")]
+    args = ["demo", "data.synthetic_size=200", "model.conditional=true", "data.label_column=sentiment", *tiny]
+    code, out, err = run(args, capsys)
+    assert code == 0, err
+    assert "reconstructions (input -> output) (label negative)" in out and "interpolation" in out

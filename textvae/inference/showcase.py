@@ -17,22 +17,27 @@ def showcase(model_dir: str | Path, sentences: Sequence[str], out: Callable[[str
     between the first two sentences, decoded by the model saved in ``model_dir``."""
     vae = TextVAE.from_pretrained(model_dir)
     greedy = DecodingConfig(max_length=40)
+    # A conditional model decodes under a label: show everything under its first one.
+    label = vae.label_names[0] if vae.config.conditional and vae.label_names else None
+    tag = f" (label {label})" if label is not None else ""
     if vae.encoder is None:  # a language model (model.use_latent=false): nothing to encode
-        out("samples from the language model:")
-        for s in vae.sample(5, DecodingConfig(strategy="sample", max_length=40), seed=0):
+        out(f"samples from the language model{tag}:")
+        for s in vae.sample(5, DecodingConfig(strategy="sample", max_length=40), seed=0, label=label):
             out(f"  {s}")
         return
-    out("reconstructions (input -> output):")
-    for src, rec in zip(sentences, vae.reconstruct(sentences, greedy)):
+    labels = None if label is None else [label] * len(sentences)
+    out(f"reconstructions (input -> output){tag}:")
+    for src, rec in zip(sentences, vae.reconstruct(sentences, greedy, labels=labels)):
         out(f"  {src}\n  -> {rec}")
-    out("samples from the prior:")
-    for s in vae.sample(5, greedy, seed=0):
+    out(f"samples from the prior{tag}:")
+    for s in vae.sample(5, greedy, seed=0, label=label):
         out(f"  {s}")
     if len(sentences) >= 2:
-        mu, _ = vae.encode_text(sentences[:2])
+        pair = None if labels is None else labels[:2]
+        mu, _ = vae.encode_text(sentences[:2], labels=pair)
         alphas, z = interpolation_path(mu[0], mu[1], 6)
-        out("interpolation:")
+        out(f"interpolation{tag}:")
         with torch.no_grad():
-            texts = vae.decode_ids(vae.generate(z, decoding=greedy))
-        for a, t in zip(alphas.tolist(), texts):
+            ids = vae.generate(z, decoding=greedy, labels=vae.label_ids(None if label is None else [label], 6))
+        for a, t in zip(alphas.tolist(), vae.decode_ids(ids)):
             out(f"  {a:.1f}  {t}")
