@@ -26,7 +26,6 @@ from textvae.data.batching import batch_indices, collate, iterate_batches
 from textvae.data.dataset import TokenizedCorpus, prepare_corpus
 from textvae.errors import ConfigError, TextVAEError
 from textvae.evaluation.metrics import elbo_stats
-from textvae.model.persistence import read_config
 from textvae.model.vae import TextVAE
 from textvae.training.checkpoint import (
     find_checkpoint,
@@ -109,11 +108,11 @@ class Trainer:
         cfg, tc = self.config, self.config.train
         torch.manual_seed(tc.seed)
         random.seed(tc.seed)
-        tokenizer = label_names = None
+        tokenizer = label_names = resumed = None
         if self.checkpoint is not None:
-            saved = read_config(self.checkpoint)
-            label_names = saved.get("label_names") or None
-            tokenizer = TextVAE.from_pretrained(self.checkpoint).tokenizer
+            # Read the checkpoint once: its tokenizer, labels, config and weights all come from here.
+            resumed = TextVAE.from_pretrained(self.checkpoint, device=self.device)
+            tokenizer, label_names = resumed.tokenizer, resumed.label_names or None
         self.data: TokenizedCorpus = prepare_corpus(cfg.data, tokenizer, label_names)
         tok = self.data.tokenizer
         m = cfg.model
@@ -127,8 +126,8 @@ class Trainer:
             tok.eos_id,
             tok.unk_id,
         )
-        if self.checkpoint is not None:
-            saved_model = read_config(self.checkpoint)["model"]
+        if resumed is not None:
+            saved_model = dataclasses.asdict(resumed.config)
             diff = [k for k, v in dataclasses.asdict(m).items() if saved_model.get(k) != v]
             if diff:
                 raise ConfigError(
@@ -143,14 +142,13 @@ class Trainer:
             # A frozen encoder gets no gradient for a while: DDP must not wait for its all-reduce then.
             self.train_model = DistributedDataParallel(self.model, find_unused_parameters=m.freeze_encoder_steps > 0)
         self.state = TrainState()
-        if self.checkpoint is not None:
-            self._restore()
+        if resumed is not None:
+            self._restore(resumed)
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             cfg.to_yaml(self.run_dir / "config.yaml")
 
-    def _restore(self) -> None:
-        loaded = TextVAE.from_pretrained(self.checkpoint, device=self.device)
+    def _restore(self, loaded: TextVAE) -> None:
         self.model.load_state_dict(loaded.state_dict())
         st = load_trainer_state(self.checkpoint)
         self.optimizer.load_state_dict(st["optimizer"])
