@@ -124,5 +124,3 @@ def test_nul_bytes_in_the_middle_of_a_file(tmp_path):
     corpus = load_corpus(DataConfig(train=str(path), valid_fraction=0.3))
     texts = corpus.train[:]["text"] + corpus.valid[:]["text"]
     assert "good line one" in texts and "good line three" in texts
-
-

@@ -57,7 +57,7 @@ def run_demo(args: argparse.Namespace) -> int:
         return _interrupted_exit(trainer.interrupted)
     _print_summary(trainer.run_dir, result)
     print()
-    showcase(trainer.run_dir, trainer.data.valid_texts[:5])
+    showcase(trainer.run_dir, trainer.data.valid.texts(5))
     return 0
 
 

@@ -7,10 +7,11 @@ token included) — the count the literature uses for perplexity.
 
 from __future__ import annotations
 
-import random
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -63,15 +64,15 @@ class Batch:
 
 def _pad(sequences: Sequence[Sequence[int]], pad_id: int, bos_id: int, eos_id: int) -> tuple[Tensor, Tensor]:
     """``<s> .. </s>``-framed, right-padded ``ids [B, T]`` and ``lengths [B]``."""
-    lengths = [len(s) + 2 for s in sequences]
-    width = max(lengths)
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    for i, seq in enumerate(sequences):
-        ids[i, 0] = bos_id
-        if seq:
-            ids[i, 1 : len(seq) + 1] = torch.as_tensor(seq, dtype=torch.long)
-        ids[i, len(seq) + 1] = eos_id
-    return ids, torch.as_tensor(lengths, dtype=torch.long)
+    n = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+    ids = np.full((len(sequences), int(n.max()) + 2), pad_id, dtype=np.int64)
+    ids[:, 0] = bos_id
+    # Scatter every token at once (one numpy call, not one tensor per sentence): row r, column 1..n[r].
+    rows = np.repeat(np.arange(len(n)), n)
+    cols = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n) + 1
+    ids[rows, cols] = np.fromiter(itertools.chain.from_iterable(sequences), dtype=np.int64, count=int(n.sum()))
+    ids[np.arange(len(n)), n + 1] = eos_id
+    return torch.from_numpy(ids), torch.from_numpy(n + 2)
 
 
 def collate(
@@ -99,7 +100,7 @@ def collate(
 
 
 def batch_indices(
-    lengths: Sequence[int],
+    lengths: Sequence[int] | np.ndarray,
     batch_size: int,
     *,
     seed: int,
@@ -108,38 +109,48 @@ def batch_indices(
     bucket: bool = True,
     max_batch_tokens: int | None = None,
     pool_batches: int = 50,
-) -> list[list[int]]:
-    """The batches of one epoch, as lists of sentence indices; a pure function of its arguments.
+) -> list[np.ndarray]:
+    """The batches of one epoch, as int64 arrays of sentence indices; a pure function of its arguments.
 
     With ``bucket``, sentences are shuffled, cut into pools of ``pool_batches`` batches, and sorted by
     length inside each pool, so a batch holds sentences of nearly equal length (little padding) while
     the epoch order stays random. With ``max_batch_tokens`` a batch also stops growing once
     ``len(batch) * longest`` would exceed the budget. Batch order is shuffled again at the end.
     Resuming at batch ``k`` of epoch ``e`` is ``batch_indices(..., epoch=e)[k:]``.
+
+    Memory is O(N) in numpy (8 bytes per sentence), not Python objects, so corpora of millions of
+    sentences cost tens of megabytes here.
     """
-    rng = random.Random(seed * 1_000_003 + epoch)
-    order = list(range(len(lengths)))
-    if shuffle:
-        rng.shuffle(order)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(lengths)) if shuffle else np.arange(len(lengths))
     if bucket:
         pool = batch_size * pool_batches
-        order = [i for s in range(0, len(order), pool) for i in sorted(order[s : s + pool], key=lengths.__getitem__)]
-    batches: list[list[int]] = []
-    current: list[int] = []
-    longest = 0
-    for i in order:
-        n = lengths[i]
-        too_many_tokens = max_batch_tokens is not None and (len(current) + 1) * max(longest, n) > max_batch_tokens
-        if current and (len(current) >= batch_size or too_many_tokens):
-            batches.append(current)
-            current, longest = [], 0
-        current.append(i)
-        longest = max(longest, n)
-    if current:
-        batches.append(current)
+        for s in range(0, len(order), pool):
+            part = order[s : s + pool]
+            order[s : s + pool] = part[np.argsort(lengths[part], kind="stable")]
+    if max_batch_tokens is None:
+        cuts = list(range(batch_size, len(order), batch_size))
+    else:
+        cuts = _budget_cuts(lengths[order], batch_size, max_batch_tokens)
+    batches = np.split(order, cuts) if len(order) else []
     if shuffle:
-        rng.shuffle(batches)
+        batches = [batches[i] for i in rng.permutation(len(batches))]
     return batches
+
+
+def _budget_cuts(ordered_lengths: np.ndarray, batch_size: int, max_batch_tokens: int) -> list[int]:
+    """Positions where a new batch starts: at ``batch_size`` sentences, or before the sentence that would
+    make ``count * longest`` exceed ``max_batch_tokens`` (a single over-long sentence still gets a batch)."""
+    cuts, count, longest = [], 0, 0
+    for pos, n in enumerate(ordered_lengths.tolist()):
+        widest = max(longest, n)
+        if count and (count >= batch_size or (count + 1) * widest > max_batch_tokens):
+            cuts.append(pos)
+            count, widest = 0, n
+        count += 1
+        longest = widest
+    return cuts
 
 
 def iterate_batches(

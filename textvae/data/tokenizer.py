@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ _SPM_FILE = "spm.model"  # unigram
 # transformers' save_pretrained writes its own tokenizer_config.json, so it gets a folder of its own.
 _PRETRAINED_DIR = "pretrained"
 KINDS = ("word", "bpe", "unigram", "pretrained")
+_UNIGRAM_MAX_SENTENCES = 2_000_000
 _ODD_SEPARATORS = re.compile("[\x1c-\x1f]")
 
 
@@ -241,21 +243,36 @@ def train_tokenizer(texts: Iterable[str], cfg: DataConfig) -> TextTokenizer:
         return _pretrained(cfg)
     if kind not in KINDS:
         raise DataError(f"data.tokenizer must be one of {', '.join(KINDS)}; got {kind!r}")
-    texts = [t for t in texts if t and t.strip()]
-    if not texts:
-        raise DataError("cannot train a tokenizer on no text; check the training corpus (data.train)")
     if cfg.vocab_size < len(SPECIALS) + 1:
         raise DataError(f"data.vocab_size must be at least {len(SPECIALS) + 1}; got {cfg.vocab_size}")
-    tok = {"word": _train_word, "bpe": _train_bpe, "unigram": _train_unigram}[kind](texts, cfg)
+    nonblank = (t for t in texts if t and t.strip())
+    first = next(nonblank, None)
+    if first is None:
+        raise DataError("cannot train a tokenizer on no text; check the training corpus (data.train)")
+    # ``texts`` may be a stream over a corpus larger than memory: it is read once, never stored.
+    stream = _Counted(itertools.chain([first], nonblank))
+    tok = {"word": _train_word, "bpe": _train_bpe, "unigram": _train_unigram}[kind](stream, cfg)
     if tok.vocab_size <= len(SPECIALS):
         raise DataError(
-            f"the {kind} tokenizer learned nothing from {len(texts)} sentences (min_frequency="
+            f"the {kind} tokenizer learned nothing from {stream.count} sentences (min_frequency="
             f"{cfg.min_frequency}); provide more text or lower data.min_frequency"
         )
     return tok
 
 
-def _train_word(texts: list[str], cfg: DataConfig) -> TextTokenizer:
+class _Counted:
+    """An iterator over ``texts`` that counts what it yielded (for messages about a stream)."""
+
+    def __init__(self, texts: Iterator[str]) -> None:
+        self._texts, self.count = texts, 0
+
+    def __iter__(self) -> Iterator[str]:
+        for t in self._texts:
+            self.count += 1
+            yield t
+
+
+def _train_word(texts: Iterable[str], cfg: DataConfig) -> TextTokenizer:
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
@@ -270,11 +287,11 @@ def _train_word(texts: list[str], cfg: DataConfig) -> TextTokenizer:
     # hole at 3, so special tokens are removed from the training text: in use they map to their own ids.
     specials = set(SPECIALS)
     words = (" ".join(w for w in t.split() if w not in specials) for t in texts)
-    tok.train_from_iterator(words, trainer=trainer, length=len(texts))
+    tok.train_from_iterator(words, trainer=trainer)
     return TextTokenizer("word", tok, PAD_ID, BOS_ID, EOS_ID, UNK_ID)
 
 
-def _train_bpe(texts: list[str], cfg: DataConfig) -> TextTokenizer:
+def _train_bpe(texts: Iterable[str], cfg: DataConfig) -> TextTokenizer:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     alphabet = pre_tokenizers.ByteLevel.alphabet()  # 256 byte symbols: any text is encodable
@@ -294,17 +311,21 @@ def _train_bpe(texts: list[str], cfg: DataConfig) -> TextTokenizer:
         initial_alphabet=alphabet,
         show_progress=False,
     )
-    tok.train_from_iterator(texts, trainer=trainer, length=len(texts))
+    tok.train_from_iterator(texts, trainer=trainer)
     return TextTokenizer("bpe", tok, PAD_ID, BOS_ID, EOS_ID, UNK_ID)
 
 
-def _train_unigram(texts: list[str], cfg: DataConfig) -> TextTokenizer:
+def _train_unigram(texts: _Counted, cfg: DataConfig) -> TextTokenizer:
     import sentencepiece as spm
 
     model = io.BytesIO()
+    spm.set_random_generator_seed(cfg.seed)
     try:
         spm.SentencePieceTrainer.train(
             sentence_iterator=iter(texts),
+            # sentencepiece keeps its training sentences in memory: a (seeded) sample of at most this many
+            input_sentence_size=_UNIGRAM_MAX_SENTENCES,
+            shuffle_input_sentence=True,
             model_writer=model,
             model_type="unigram",
             vocab_size=cfg.vocab_size,
@@ -329,7 +350,7 @@ def _train_unigram(texts: list[str], cfg: DataConfig) -> TextTokenizer:
     except RuntimeError as e:
         reason = str(e).splitlines()[0] if str(e) else "unknown error"
         raise DataError(
-            f"sentencepiece could not train on {len(texts)} sentences ({reason}); "
+            f"sentencepiece could not train on {texts.count} sentences ({reason}); "
             "provide more text or lower data.vocab_size"
         ) from None
     return TextTokenizer("unigram", spm.SentencePieceProcessor(model_proto=model.getvalue()), 0, 1, 2, 3)

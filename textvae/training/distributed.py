@@ -9,6 +9,7 @@ Rank 0 alone logs, evaluates and writes checkpoints.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -42,7 +43,7 @@ def init_distributed(device: torch.device) -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def shard(indices: list[int], info: DistInfo) -> list[int]:
+def shard(indices: Sequence[int], info: DistInfo) -> Sequence[int]:
     """This rank's slice of a global batch."""
     return indices[info.rank :: info.world] if info.enabled else indices
 

@@ -17,12 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from textvae.config import Config
-from textvae.data.batching import batch_indices, collate, iterate_batches
+from textvae.data.batching import batch_indices
 from textvae.data.dataset import TokenizedCorpus, prepare_corpus
 from textvae.errors import ConfigError, TextVAEError
 from textvae.evaluation.metrics import elbo_stats
@@ -177,9 +178,9 @@ class Trainer:
 
     def _loop(self, stop_at: int | None) -> dict[str, Any]:
         cfg, tc, st = self.config, self.config.train, self.state
-        lengths = [len(x) + 2 for x in self.data.train_ids]
+        lengths = self.data.train.lengths + 2  # <s> .. </s>: what a batch pads to
         self.log(
-            f"training on {len(lengths)} sentences ({len(self.data.valid_ids)} validation), "
+            f"training on {len(lengths)} sentences ({len(self.data.valid)} validation), "
             f"vocabulary {cfg.model.vocab_size}, {sum(p.numel() for p in self.model.parameters()):,} parameters, "
             f"device {self.device}"
         )
@@ -241,17 +242,11 @@ class Trainer:
                     st.batch_in_epoch = 0
         return last_eval
 
-    def _collate(self, idx: list[int]):
-        m, d = self.config.model, self.data
-        labels = None if d.train_labels is None else [d.train_labels[i] for i in idx]
-        enc = None if d.train_encoder_ids is None else [d.train_encoder_ids[i] for i in idx]
-        return collate([d.train_ids[i] for i in idx], m.pad_id, m.bos_id, m.eos_id, labels, enc, d.encoder_specials)
-
-    def _train_step(self, idx: list[int]) -> dict[str, float] | None:
+    def _train_step(self, idx: np.ndarray) -> dict[str, float] | None:
         """One update on the global batch ``idx`` (this rank trains on its shard). Returns figures for
         the global batch, or None when the update was skipped (non-finite loss or gradient)."""
         tc, step = self.config.train, self.state.step
-        batch = self._collate(shard(idx, self.dist)).to(self.device)
+        batch = self.data.train.collate(shard(idx, self.dist)).to(self.device)
         eps = None
         if self.model.encoder is not None:
             # Noise for the whole global batch from a per-step seed; each rank takes its rows, so N ranks
@@ -328,27 +323,14 @@ class Trainer:
 
     def _evaluate_and_checkpoint(self) -> dict[str, Any]:
         tc, st, d, m = self.config.train, self.state, self.data, self.config.model
-        ids, labels, enc = d.valid_ids, d.valid_labels, d.valid_encoder_ids
+        rows = np.arange(len(d.valid))
         if m.conditional:  # a label never seen in training has no embedding: leave those sentences out
-            keep = [i for i, y in enumerate(labels) if y >= 0]
-            ids, labels = [ids[i] for i in keep], [labels[i] for i in keep]
-            enc = None if enc is None else [enc[i] for i in keep]
-        else:
-            labels = None
+            rows = np.flatnonzero(d.valid.label_ids() >= 0)
         if tc.eval_max_sentences:
-            ids = ids[: tc.eval_max_sentences]
-            labels = labels[: tc.eval_max_sentences] if labels is not None else None
-            enc = None if enc is None else enc[: tc.eval_max_sentences]
-        batches = iterate_batches(
-            ids,
-            tc.batch_size,
-            m.pad_id,
-            m.bos_id,
-            m.eos_id,
-            labels,
-            encoder_ids=enc,
-            encoder_specials=d.encoder_specials,
-        )
+            rows = rows[: tc.eval_max_sentences]
+        batches = d.valid.batches(tc.batch_size, rows)
+        if not m.conditional:  # labels only feed a conditional model
+            batches = (dataclasses.replace(b, labels=None) for b in batches)
         stats = elbo_stats(self.model, batches, seed=tc.seed, au_threshold=tc.au_threshold)
         record = {"split": "valid", "step": st.step, "beta": beta_at(max(st.step - 1, 0), tc), **stats}
         self._append_metrics(record)
