@@ -87,6 +87,9 @@ class ModelConfig:
     positions: str = "learned"  # learned | sinusoidal
     max_positions: int = 512  # learned positions: the longest sequence, <s> and </s> included
     rnn_pooling: str = "last"  # lstm / gru encoder summary: last (final states) | mean | max over outputs
+    # Skip padding: packed sequences in RNN encoders, output layer only at real target positions. False is
+    # the naive baseline (every padded position computed) that benchmarks/performance.py --plain measures.
+    skip_padding: bool = True
     pooling: str = "mean"  # transformer / pretrained encoder summary: mean (over real tokens) | cls (first token)
     # Pretrained backbones through 🤗 transformers; a saved textvae model rebuilds them offline from its own files.
     encoder_pretrained: str | None = None  # encoder=pretrained: local folder or hub name (AutoModel, BERT-like)
@@ -129,6 +132,10 @@ class TrainConfig:
     seed: int = 0
     resume: str | None = None  # a run directory (or its last/ checkpoint) to continue
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    # Training matmuls in bfloat16 (autocast): auto = where the hardware does it natively (CUDA with bf16,
+    # CPUs with AVX512-BF16 or AMX); elsewhere bf16 is emulated and slower than float32. Validation is float32.
+    precision: str = "auto"  # auto | float32 | bfloat16
+    compile: bool = False  # torch.compile the training model (pays a compilation delay at the start)
     progress: bool = True
     au_threshold: float = 0.01
 
@@ -238,6 +245,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "train.lr_schedule": ("constant", "linear", "cosine"),
     "train.on_nonfinite": ("skip", "stop"),
     "train.beta_schedule": ("constant", "linear", "logistic", "cyclical"),
+    "train.precision": ("auto", "float32", "bfloat16"),
 }
 
 

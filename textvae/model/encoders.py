@@ -46,11 +46,13 @@ class RNNEncoder(Encoder):
         dropout: float = 0.0,
         pad_id: int = 0,
         pooling: str = "last",
+        skip_padding: bool = True,
     ) -> None:
         super().__init__()
         if pooling not in ("last", "mean", "max"):
             raise ValueError(f"unknown RNN pooling {pooling!r}; use last, mean or max")
         self.pooling = pooling
+        self.skip_padding = skip_padding
         rnn_cls = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
         self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=pad_id)
         self.dropout = nn.Dropout(dropout)
@@ -67,6 +69,8 @@ class RNNEncoder(Encoder):
 
     def forward(self, input_ids: Tensor, lengths: Tensor) -> Tensor:
         emb = self.dropout(self.embedding(input_ids))
+        if not self.skip_padding:
+            return self._forward_padded(emb, lengths)
         # Packing skips padded steps entirely: cheaper, and the backward direction starts at the real end.
         packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, h = self.rnn(packed)
@@ -80,6 +84,20 @@ class RNNEncoder(Encoder):
         h_n = h[0] if isinstance(h, tuple) else h  # LSTM returns (h, c)
         last = h_n.view(-1, self.num_directions, h_n.shape[1], h_n.shape[2])[-1]  # [dirs, B, H]
         return torch.cat(list(last), dim=-1)
+
+    def _forward_padded(self, emb: Tensor, lengths: Tensor) -> Tensor:
+        """The naive baseline (``model.skip_padding=false``): the RNN runs over padding too. Forward
+        summary at each sentence's last real token; the backward direction has read the padding first."""
+        out, _ = self.rnn(emb)  # [B, T, dirs * H]
+        real = torch.arange(out.shape[1], device=out.device)[None, :] < lengths.to(out.device)[:, None]
+        if self.pooling == "mean":
+            return (out * real.unsqueeze(-1)).sum(1) / real.sum(1, keepdim=True).clamp_min(1)
+        if self.pooling == "max":
+            return out.masked_fill(~real.unsqueeze(-1), float("-inf")).amax(1)
+        h = out.shape[-1] // self.num_directions
+        rows = torch.arange(out.shape[0], device=out.device)
+        forward = out[rows, lengths.to(out.device) - 1, :h]
+        return forward if self.num_directions == 1 else torch.cat([forward, out[:, 0, h:]], dim=-1)
 
 
 def build_encoder(cfg: ModelConfig, hf_config: Any = None) -> Encoder:
@@ -96,6 +114,7 @@ def build_encoder(cfg: ModelConfig, hf_config: Any = None) -> Encoder:
             cfg.dropout,
             cfg.pad_id,
             cfg.rnn_pooling,
+            cfg.skip_padding,
         )
     if cfg.encoder == "transformer":
         from textvae.model.transformer import TransformerEncoder

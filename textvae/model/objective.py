@@ -50,5 +50,9 @@ def word_dropout(input_ids: Tensor, lengths: Tensor, rate: float, unk_id: int, g
         return input_ids
     pos = torch.arange(input_ids.shape[1], device=input_ids.device)
     real = (pos > 0) & (pos.unsqueeze(0) < (lengths - 1).unsqueeze(1))
-    drop = torch.rand(input_ids.shape, device=input_ids.device, generator=generator) < rate
+    if generator is None:  # rand_like: traceable by torch.compile with symbolic shapes (rand(shape) is not)
+        noise = torch.rand_like(input_ids, dtype=torch.float)
+    else:
+        noise = torch.rand(input_ids.shape, device=input_ids.device, generator=generator)
+    drop = noise < rate
     return input_ids.masked_fill(drop & real, unk_id)

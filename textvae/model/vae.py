@@ -200,8 +200,11 @@ class TextVAE(nn.Module):
         if self.training:
             dec_in = word_dropout(dec_in, lengths, self.config.word_dropout, self.config.unk_id)
         hidden, _ = self.decoder(dec_in, code)
-        # Project only real positions: padding never reaches the (vocabulary-sized) output layer.
         mask = torch.arange(dec_in.shape[1], device=ids.device).unsqueeze(0) < (lengths - 1).unsqueeze(1)
+        if not self.config.skip_padding:  # naive baseline: every position, padding included, is projected
+            nll = token_nll(self.decoder.project(hidden).flatten(0, 1), ids[:, 1:].flatten())
+            return (nll.view(mask.shape) * mask).sum(1), int(mask.sum())
+        # Project only real positions: padding never reaches the (vocabulary-sized) output layer.
         rows = mask.nonzero(as_tuple=True)[0]
         nll = token_nll(self.decoder.project(hidden[mask]), ids[:, 1:][mask])
         return sum_per_row(nll, rows, ids.shape[0]), int(rows.numel())

@@ -44,6 +44,7 @@ from textvae.training.distributed import (
     init_distributed,
     shard,
 )
+from textvae.training.precision import autocast, autocast_dtype
 from textvae.training.schedules import beta_at, lr_at
 from textvae.training.signals import stop_on_signals
 
@@ -142,6 +143,10 @@ class Trainer:
         if self.dist.enabled:
             # A frozen encoder gets no gradient for a while: DDP must not wait for its all-reduce then.
             self.train_model = DistributedDataParallel(self.model, find_unused_parameters=m.freeze_encoder_steps > 0)
+        if tc.compile:
+            self.train_model = torch.compile(self.train_model)
+        recurrent = "lstm" in (m.encoder, m.decoder) or "gru" in (m.encoder, m.decoder)
+        self.autocast_dtype = autocast_dtype(tc.precision, self.device, recurrent=recurrent)
         self.state = TrainState()
         if resumed is not None:
             self._restore(resumed)
@@ -182,7 +187,7 @@ class Trainer:
         self.log(
             f"training on {len(lengths)} sentences ({len(self.data.valid)} validation), "
             f"vocabulary {cfg.model.vocab_size}, {sum(p.numel() for p in self.model.parameters()):,} parameters, "
-            f"device {self.device}"
+            f"device {self.device}, {'bfloat16 autocast' if self.autocast_dtype else 'float32'}"
         )
         checkpoint_every = tc.checkpoint_every or tc.eval_every
         last_eval: dict[str, Any] = {}
@@ -258,7 +263,8 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.apply_freeze_schedule(step)  # model.freeze_encoder_steps
-        out = self.train_model(batch, beta=beta, eps=eps)
+        with autocast(self.device, self.autocast_dtype):
+            out = self.train_model(batch, beta=beta, eps=eps)
         self.optimizer.zero_grad(set_to_none=True)
         loss = out.loss.item()
         # All ranks must agree to skip, or the others would wait forever in backward's all-reduce.

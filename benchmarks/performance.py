@@ -1,0 +1,283 @@
+"""Speed on this machine (issue 7): training throughput, generation and importance-weighted NLL.
+
+Every part measures the optimised code and the ``--plain`` baseline side by side, interleaved, in one run
+(the machine may be shared: medians of several repetitions, and ratios from the same run):
+
+* **train** -- real (non-padding) target tokens per second of full training steps (forward, backward,
+  optimizer), the model FLOPs they amount to (an analytic count for LSTM/GRU models, real tokens only)
+  and that as a fraction of the float32 matrix-product peak measured at the start of the same run.
+  Plain: random (not length-bucketed) batches padded to the longest, no packing, logits at every padded
+  position, float32.
+* **generate** -- sentences per second from the prior, greedy and nucleus (top-p 0.9), one sentence at a
+  time (the plain way) and batched (finished sentences leave the batch).
+* **iwnll** -- sentences per second of the K-sample importance-weighted NLL with the K samples batched
+  through the decoder, and one sample per decoder call (plain).
+
+    python benchmarks/performance.py                                  # PTB LSTM config, every part
+    python benchmarks/performance.py --parts train --repeats 5 --json perf.json
+    python benchmarks/performance.py --plain                          # the baseline alone
+    python benchmarks/performance.py --model runs/ptb-lstm --parts generate   # a trained model
+
+Without ``--model`` the model is the config's architecture with random weights: generation then runs
+every sentence to the maximum length (an untrained decoder rarely picks the end token), an upper bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from textvae.config import Config, ModelConfig
+from textvae.data.batching import Batch, batch_indices
+from textvae.evaluation.likelihood import iw_nll
+from textvae.model.decoding import DecodingConfig
+from textvae.model.vae import TextVAE
+from textvae.training.precision import cpu_has_native_bf16
+from textvae.training.trainer import Trainer
+
+PLAIN = ["train.bucket=false", "train.max_batch_tokens=null", "model.skip_padding=false", "train.precision=float32"]
+
+
+def matmul_peak(dtype: torch.dtype = torch.float32, n: int = 2048, repeats: int = 7) -> float:
+    """Median GFLOP/s of an ``n x n`` matrix product: the machine's practical matmul limit."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t0)
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def _rnn_flops(cell: str, inp: int, hidden: int) -> int:
+    """Forward FLOPs of one RNN step, one direction: gates x (input + recurrent) matrix-vector products."""
+    gates = {"lstm": 4, "gru": 3}[cell]
+    return 2 * gates * hidden * (inp + hidden)
+
+
+def training_flops(m: ModelConfig, words: np.ndarray) -> float | None:
+    """Model FLOPs of one training step (forward + backward = 3x forward) on sentences of ``words`` tokens,
+    counting real positions only; None for non-recurrent models (not modelled here)."""
+    if m.encoder not in ("lstm", "gru") or m.decoder not in ("lstm", "gru"):
+        return None
+    dirs = 2 if m.bidirectional else 1
+    enc_step = sum(
+        dirs * _rnn_flops(m.encoder, m.embedding_size if i == 0 else dirs * m.hidden_size, m.hidden_size)
+        for i in range(m.encoder_layers)
+    )
+    dec_in = m.embedding_size + (m.latent_size if m.z_conditioning in ("concat", "both") else 0)
+    dec_step = sum(
+        _rnn_flops(m.decoder, dec_in if i == 0 else m.hidden_size, m.hidden_size) for i in range(m.decoder_layers)
+    )
+    dec_step += 2 * m.hidden_size * m.vocab_size  # output projection
+    enc_tokens, dec_tokens = float((words + 2).sum()), float((words + 1).sum())
+    forward = enc_tokens * enc_step + dec_tokens * dec_step if m.use_latent else dec_tokens * dec_step
+    return 3.0 * forward
+
+
+def make_trainer(args: argparse.Namespace, plain: bool, tag: str) -> Trainer:
+    overrides = [*args.overrides, f"train.output_dir={Path(args.work_dir) / tag}", "train.progress=false"]
+    if args.train_file:
+        overrides += [f"data.train={args.train_file}"]
+    cfg = Config.from_yaml(args.config).apply_overrides(overrides + (PLAIN if plain else []))
+    trainer = Trainer(cfg, log=lambda s: None)
+    trainer._setup()  # data, model, optimizer, exactly as `textvae train` builds them
+    return trainer
+
+
+def time_training(trainer: Trainer, epoch: int, steps: int, warmup: int) -> dict:
+    """Run ``warmup + steps`` real training steps; figures for the timed ones."""
+    tc = trainer.config.train
+    batches = batch_indices(
+        trainer.data.train.lengths + 2,
+        tc.batch_size,
+        seed=tc.seed,
+        epoch=epoch,
+        bucket=tc.bucket,
+        max_batch_tokens=tc.max_batch_tokens,
+    )
+    for idx in batches[:warmup]:
+        trainer._train_step(idx)
+    tokens, flops, padded = 0, 0.0, 0
+    t0 = time.perf_counter()
+    for idx in batches[warmup : warmup + steps]:
+        trainer._train_step(idx)
+        words = trainer.data.train.lengths[idx]
+        tokens += int((words + 1).sum())
+        padded += len(idx) * int(words.max() + 1)
+        flops += training_flops(trainer.config.model, words) or float("nan")
+    seconds = time.perf_counter() - t0
+    return {
+        "tokens_per_sec": tokens / seconds,
+        "gflops_per_sec": flops / seconds / 1e9,
+        "padding_fraction": 1 - tokens / padded,
+    }
+
+
+def bench_train(args: argparse.Namespace, peak: float) -> dict:
+    modes = ["plain"] if args.plain else ["optimised", "plain"]
+    trainers = {mode: make_trainer(args, mode == "plain", mode) for mode in modes}
+    runs: dict[str, list[dict]] = {mode: [] for mode in modes}
+    for r in range(args.repeats):
+        for mode in modes:  # interleaved: both modes see the same machine load
+            runs[mode].append(time_training(trainers[mode], r, args.steps, args.warmup))
+    out = {}
+    for mode in modes:
+        med = {k: statistics.median(x[k] for x in runs[mode]) for k in runs[mode][0]}
+        med["fraction_of_peak"] = med["gflops_per_sec"] / peak
+        med["all_tokens_per_sec"] = [round(x["tokens_per_sec"], 1) for x in runs[mode]]
+        out[mode] = med
+    if len(modes) == 2:
+        out["speedup"] = out["optimised"]["tokens_per_sec"] / out["plain"]["tokens_per_sec"]
+    model = trainers[modes[0]].config.model
+    out["model"] = {k: getattr(model, k) for k in ("encoder", "decoder", "embedding_size", "hidden_size", "vocab_size")}
+    out["batch_size"] = trainers[modes[0]].config.train.batch_size
+    return out
+
+
+def load_model(args: argparse.Namespace) -> TextVAE:
+    if args.model:
+        return TextVAE.from_pretrained(args.model)
+    trainer = make_trainer(args, False, "model")
+    return trainer.model.eval()
+
+
+def _rate(fn: Callable[[], int], repeats: int) -> float:
+    """Median items per second of ``fn`` (which returns how many items it produced)."""
+    rates = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        n = fn()
+        rates.append(n / (time.perf_counter() - t0))
+    return statistics.median(rates)
+
+
+def bench_generate(args: argparse.Namespace, model: TextVAE) -> dict:
+    out = {}
+    strategies = {
+        "greedy": DecodingConfig(max_length=args.max_length),
+        "nucleus": DecodingConfig(strategy="sample", top_p=0.9, max_length=args.max_length),
+    }
+    g = torch.Generator().manual_seed(0)
+    for name, dec in strategies.items():
+
+        def one_by_one(dec=dec) -> int:
+            for _ in range(args.single):
+                model.generate(model.sample_prior(1, g), decoding=dec, generator=g)
+            return args.single
+
+        def batched(dec=dec) -> int:
+            return len(model.generate(model.sample_prior(args.num, g), decoding=dec, generator=g))
+
+        with torch.inference_mode():
+            if not args.plain:
+                out[f"{name}_batched"] = _rate(batched, args.repeats)
+            out[f"{name}_batch1"] = _rate(one_by_one, args.repeats)
+    if "greedy_batched" in out:
+        out["seconds_for_1000_greedy"] = 1000 / out["greedy_batched"]
+    return out
+
+
+def bench_iwnll(args: argparse.Namespace, model: TextVAE) -> dict:
+    rng = np.random.default_rng(0)
+    words = rng.integers(10, 30, args.iw_sentences)  # PTB-like lengths
+    ids = [rng.integers(4, model.config.vocab_size, n).tolist() for n in words]
+    from textvae.data.batching import collate
+
+    batch: Batch = collate(ids, model.config.pad_id, model.config.bos_id, model.config.eos_id)
+    out = {}
+    modes = {"plain": 1} if args.plain else {"batched": 256, "plain": 1}
+    with torch.inference_mode():
+        for mode, chunk in modes.items():
+            sub = batch if mode == "batched" else collate(ids[: args.iw_plain_sentences], 0, 1, 2)
+            g = torch.Generator().manual_seed(0)
+            out[f"{mode}_sentences_per_sec"] = _rate(
+                lambda sub=sub, chunk=chunk, g=g: len(
+                    iw_nll(model, sub, args.iw_samples, chunk_size=chunk, generator=g)
+                ),
+                1 if mode == "plain" else args.repeats,
+            )
+    if len(modes) == 2:
+        out["speedup"] = out["batched_sentences_per_sec"] / out["plain_sentences_per_sec"]
+    out["samples"] = args.iw_samples
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="configs/ptb-lstm.yaml")
+    p.add_argument("overrides", nargs="*", help="section.key=value config overrides")
+    p.add_argument("--train-file", help="corpus for the training part (default: the config's data.train)")
+    p.add_argument("--model", help="a trained model directory for generate / iwnll (default: random weights)")
+    p.add_argument("--parts", default="train,generate,iwnll")
+    p.add_argument("--plain", action="store_true", help="measure only the baseline (every optimisation off)")
+    p.add_argument("--steps", type=int, default=6, help="timed training steps per repetition")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--num", type=int, default=1000, help="batched generation: sentences per call")
+    p.add_argument("--single", type=int, default=10, help="batch-1 generation: sentences per repetition")
+    p.add_argument("--max-length", type=int, default=40)
+    p.add_argument("--iw-samples", type=int, default=500)
+    p.add_argument("--iw-sentences", type=int, default=8)
+    p.add_argument("--iw-plain-sentences", type=int, default=1)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--work-dir", default="/tmp/textvae-perf")
+    p.add_argument("--json", help="write the results here")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    parts = args.parts.split(",")
+    peak = matmul_peak()
+    result: dict = {
+        "machine": {
+            "processor": platform.processor() or platform.machine(),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "native_bf16": cpu_has_native_bf16(),
+            "matmul_peak_gflops_fp32": peak,
+        },
+        "config": args.config,
+        "overrides": args.overrides,
+    }
+    print(f"float32 matmul peak: {peak:.1f} GFLOP/s on {torch.get_num_threads()} threads", flush=True)
+    if "train" in parts:
+        result["train"] = bench_train(args, peak)
+        for mode in ("optimised", "plain"):
+            if mode in result["train"]:
+                r = result["train"][mode]
+                print(
+                    f"train {mode:9s}: {r['tokens_per_sec']:8.1f} real tokens/s, {r['gflops_per_sec']:6.1f} "
+                    f"GFLOP/s = {r['fraction_of_peak']:.0%} of peak, padding {r['padding_fraction']:.0%}",
+                    flush=True,
+                )
+        if "speedup" in result["train"]:
+            print(f"train speedup (optimised / plain, same run): {result['train']['speedup']:.2f}x", flush=True)
+    if "generate" in parts or "iwnll" in parts:
+        model = load_model(args)
+        if "generate" in parts:
+            result["generate"] = bench_generate(args, model)
+            for k, v in result["generate"].items():
+                print(f"generate {k}: {v:.2f}", flush=True)
+        if "iwnll" in parts:
+            result["iwnll"] = bench_iwnll(args, model)
+            for k, v in result["iwnll"].items():
+                print(f"iwnll {k}: {v:.3f}", flush=True)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak resident memory: {result['peak_rss_mb']:.0f} MB")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
