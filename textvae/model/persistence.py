@@ -94,8 +94,14 @@ def read_config(directory: str | Path) -> dict[str, Any]:
     return info
 
 
-def load_model_dir(directory: str | Path, device: str | torch.device = "cpu") -> TextVAE:
-    """Rebuild a :class:`TextVAE` from a saved directory (see module docstring)."""
+def load_model_dir(
+    directory: str | Path, device: str | torch.device = "cpu", *, trust_remote_code: bool = False
+) -> TextVAE:
+    """Rebuild a :class:`TextVAE` from a saved directory (see module docstring).
+
+    ``trust_remote_code`` comes from the caller only: the directory's own ``config.json`` records the flag
+    it was trained with, but a downloaded directory could set it to run its code, so that value is ignored.
+    """
     from textvae.data.tokenizer import TextTokenizer
     from textvae.model.vae import TextVAE
 
@@ -105,6 +111,7 @@ def load_model_dir(directory: str | Path, device: str | torch.device = "cpu") ->
         cfg = Config.from_dict({"model": info["model"], "data": info.get("data") or {}})
     except ConfigError as e:
         raise ModelDirError(f"{d / CONFIG_NAME}: {e}") from None
+    cfg.model.trust_remote_code = trust_remote_code
     tokenizer = None
     if (d / TOKENIZER_SUBDIR).is_dir():
         tokenizer = TextTokenizer.load(d / TOKENIZER_SUBDIR)

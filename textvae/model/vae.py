@@ -353,8 +353,12 @@ class TextVAE(nn.Module):
         save_model_dir(self, directory, extra)
 
     @classmethod
-    def from_pretrained(cls, directory, device: str | torch.device = "cpu") -> TextVAE:
-        """Rebuild a model from a directory written by :meth:`save_pretrained` (or a run directory)."""
+    def from_pretrained(
+        cls, directory, device: str | torch.device = "cpu", *, trust_remote_code: bool = False
+    ) -> TextVAE:
+        """Rebuild a model from a directory written by :meth:`save_pretrained` (or a run directory).
+        ``trust_remote_code=True`` lets a pretrained backbone's own code run: only for directories you trust
+        (the flag saved inside the directory is never used for this)."""
         from textvae.model.persistence import load_model_dir
 
-        return load_model_dir(directory, device)
+        return load_model_dir(directory, device, trust_remote_code=trust_remote_code)

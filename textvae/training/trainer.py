@@ -113,7 +113,9 @@ class Trainer:
         tokenizer = label_names = resumed = None
         if self.checkpoint is not None:
             # Read the checkpoint once: its tokenizer, labels, config and weights all come from here.
-            resumed = TextVAE.from_pretrained(self.checkpoint, device=self.device)
+            resumed = TextVAE.from_pretrained(
+                self.checkpoint, device=self.device, trust_remote_code=cfg.model.trust_remote_code
+            )
             tokenizer, label_names = resumed.tokenizer, resumed.label_names or None
         self.data: TokenizedCorpus = prepare_corpus(cfg.data, tokenizer, label_names)
         tok = self.data.tokenizer
