@@ -115,3 +115,13 @@ def test_conditional_vae_trains_and_generates_per_label(tmp_path):
 def test_conditional_without_labels_is_a_config_error(tmp_path):
     with pytest.raises(TextVAEError, match="data.label_column"):
         Trainer(tiny_config(tmp_path / "r", **{"model.conditional": True}), log=lambda s: None).fit()
+
+
+def test_time_budget_stops_with_a_validation_and_a_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    messages = []
+    result = Trainer(tiny_config(run, **{"train.max_minutes": 1e-6}), log=messages.append).fit()
+    assert result["step"] == 1 and result["split"] == "valid"  # out of time after the first step
+    assert any("max_minutes" in m for m in messages)
+    assert TextVAE.from_pretrained(run / "last") is not None
+    assert [r["step"] for r in records(run) if r["split"] == "valid"] == [1]

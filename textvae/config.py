@@ -109,6 +109,7 @@ class TrainConfig:
 
     output_dir: str = "runs/default"
     max_steps: int = 2000
+    max_minutes: float | None = None  # also stop (evaluate, save) after this much wall-clock time per invocation
     batch_size: int = 64  # sentences per batch
     max_batch_tokens: int | None = None  # if set, batches hold at most this many padded tokens
     bucket: bool = True  # group sentences of similar length into batches

@@ -193,7 +193,7 @@ class Trainer:
         )
         checkpoint_every = tc.checkpoint_every or tc.eval_every
         last_eval: dict[str, Any] = {}
-        window_start = time.perf_counter()
+        window_start = started = time.perf_counter()
         self.model.train()
         with tqdm(
             total=tc.max_steps, initial=st.step, disable=not tc.progress or not self.dist.is_main, dynamic_ncols=True
@@ -222,7 +222,11 @@ class Trainer:
                     if interrupted and self.interrupted is None:
                         self.interrupted = "SIGTERM"  # another rank was signalled
                     stopping = interrupted or (stop_at is not None and st.step >= stop_at)
-                    if st.step % tc.eval_every == 0 or st.step >= tc.max_steps:
+                    # Rank 0's clock decides, so every rank stops after the same step.
+                    out_of_time = tc.max_minutes is not None and broadcast_flag(
+                        time.perf_counter() - started > 60 * tc.max_minutes, self.dist, self.device
+                    )
+                    if st.step % tc.eval_every == 0 or st.step >= tc.max_steps or out_of_time:
                         t0 = time.perf_counter()
                         if self.dist.is_main:
                             last_eval = self._evaluate_and_checkpoint()
@@ -232,6 +236,9 @@ class Trainer:
                         early = bool(patience) and st.evals_without_improvement >= patience
                         if broadcast_flag(early, self.dist, self.device):
                             self.log(f"early stopping at step {st.step}: no improvement in validation ELBO")
+                            return last_eval
+                        if out_of_time:
+                            self.log(f"time budget train.max_minutes={tc.max_minutes} reached at step {st.step}")
                             return last_eval
                     elif st.step % checkpoint_every == 0 or stopping:
                         if self.dist.is_main:
