@@ -7,7 +7,9 @@ Measures (issue 3, "Done when"):
   :func:`textvae.data.synthetic.parse`, an unparseable output failing both; dimension mixing for comparison;
 * interpolation: the share of decoded path points the parser accepts (between sentences, linear and
   slerp, and between random prior points);
-* conditional VAE: the share of samples drawn with ``--label L`` whose sentiment is L.
+* conditional VAE: the share of samples drawn with ``--label L`` whose sentiment is L;
+* for context: greedy reconstructions (exact, every factor kept) and, per factor, the held-out accuracy of
+  a linear probe on posterior means -- attribute vectors can only move a factor that is linearly encoded.
 
 Usage::
 
@@ -30,6 +32,7 @@ import torch
 from textvae.data.synthetic import FACTORS, generate, parse
 from textvae.evaluation.analysis import linear_probe
 from textvae.inference.interpolation import interpolate, interpolate_random
+from textvae.inference.latent_tools import encode_sentences
 from textvae.inference.style import (
     encode_examples,
     infer_labels,
@@ -130,12 +133,21 @@ def label_inference(cvae: TextVAE, n_test: int) -> dict:
     return {"label_found": sum(f == s.factors[STYLE] for f, s in zip(found, tests)) / n_test, "n": n_test}
 
 
-def style_probe(codes: dict[str, torch.Tensor]) -> dict:
-    """Held-out accuracy of a logistic regression predicting the style from posterior means: whether the
-    style is *linearly* encoded, which attribute vectors and dimension scores rely on."""
-    mu = torch.cat(list(codes.values())).cpu().numpy()
-    labels = [k for k, z in codes.items() for _ in range(len(z))]
-    return {"probe_accuracy": linear_probe(mu, labels)["accuracy"], "n": len(labels)}
+def factor_probes(model: TextVAE, n_examples: int) -> dict[str, dict]:
+    """Per factor, the held-out accuracy of a logistic regression predicting it from the posterior means of
+    ``n_examples`` fresh sentences, and its majority-class floor: whether the factor is *linearly* encoded,
+    which attribute vectors and dimension scores rely on."""
+    sentences = generate(n_examples, seed=EXAMPLE_SEED)
+    mu = encode_sentences(model, [s.text for s in sentences]).mu.cpu().numpy()
+    out = {}
+    for factor in FACTORS:
+        probe = linear_probe(mu, [s.factors[factor] for s in sentences])
+        out[f"{factor}: linear probe"] = {
+            "probe_accuracy": probe["accuracy"],
+            "majority": probe["majority"],
+            "n": n_examples,
+        }
+    return out
 
 
 def interpolation(
@@ -192,10 +204,9 @@ def evaluate(model: TextVAE, cvae: TextVAE | None = None, scale: float = 1.0) ->
     def n(x: int) -> int:
         return max(4, int(x * scale))
 
-    out: dict[str, dict] = {"reconstruction": reconstruction(model, n(400))}
+    out: dict[str, dict] = {"reconstruction": reconstruction(model, n(400)), **factor_probes(model, n(2000))}
     for factor in STYLE_FACTORS:
         codes = example_codes(model, n(2000), factor)
-        out[f"{factor}: linear probe"] = style_probe(codes)
         out[f"{factor}: attribute a=1"] = style_transfer(model, codes, n(400), factor)
         out[f"{factor}: attribute a=2"] = style_transfer(model, codes, n(400), factor, alpha=2.0)
         out[f"{factor}: dims"] = style_transfer(model, codes, n(400), factor, method="dims")

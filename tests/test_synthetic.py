@@ -17,8 +17,9 @@ ALL_FACTOR_COMBOS = [dict(zip(FACTORS, values, strict=True)) for values in itert
 factor_dicts = st.fixed_dictionaries({name: st.sampled_from(values) for name, values in FACTORS.items()})
 content_seeds = st.integers(min_value=0, max_value=2**32)
 
-# Words a factor may change (auxiliaries, punctuation, noun and verb forms); everything else is content.
-FACTOR_WORDS = {".", "?", "will", "did", "does", "do"} | set(syn._NOUNS) | set(syn._VERBS)
+# Words a factor may change (auxiliaries, punctuation, noun and verb forms, the polarity adverb); the rest
+# is content. A verb's form is a factor's, but which verb it is stays content (checked separately below).
+FACTOR_WORDS = {".", "?", "will", "did", "does", "do"} | set(syn._NOUNS) | set(syn._VERB_FORMS) | set(syn._POLARITY)
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +30,11 @@ def corpus() -> list[SyntheticSentence]:
 def _content_words(text: str) -> list[str]:
     """The words of ``text`` no factor controls, in order."""
     return [w for w in text.split() if w not in FACTOR_WORDS]
+
+
+def _verbs(text: str) -> list[int]:
+    """Which verbs ``text`` uses (content), whatever their forms."""
+    return [syn._VERB_FORMS[w][0] for w in text.split() if w in syn._VERB_FORMS]
 
 
 def test_factor_schema() -> None:
@@ -64,10 +70,10 @@ def test_sentence_shape(corpus: list[SyntheticSentence]) -> None:
     for s in corpus[:2000]:
         words = s.text.split()
         assert s.text == " ".join(words) == s.text.lower()
-        assert 5 <= len(words) <= 14
+        assert 7 <= len(words) <= 13
         assert words[-1] == ("?" if s.factors["type"] == "question" else ".")
         vocab.update(words)
-    assert 60 <= len(vocab) <= 200
+    assert 80 <= len(vocab) <= 120
 
 
 def test_agreement_examples() -> None:
@@ -81,6 +87,7 @@ def test_agreement_examples() -> None:
     assert past[0] == "did"
     future = render({**f, "tense": "future", "type": "statement"}, 1).split()
     assert "will" in future
+    assert "happily" in statement and "sadly" in render({**f, "sentiment": "negative", "type": "question"}, 1)
 
 
 def test_render_round_trips_all_factor_combinations() -> None:
@@ -105,19 +112,28 @@ def test_changing_one_factor_keeps_the_content(factors: dict[str, str], content_
         a, b = render(factors, content_seed), render(changed, content_seed)
         assert parse(b) == changed
         assert _content_words(a) == _content_words(b)
+        assert _verbs(a) == _verbs(b)
         assert (a == b) == (value == factors[name])
 
 
 @settings(max_examples=200, deadline=None)
 @given(factors=factor_dicts, content_seed=content_seeds)
-def test_sentiment_change_touches_only_the_verb(factors: dict[str, str], content_seed: int) -> None:
+def test_sentiment_is_one_word_the_same_across_content(factors: dict[str, str], content_seed: int) -> None:
     flipped = {**factors, "sentiment": "negative" if factors["sentiment"] == "positive" else "positive"}
     a, b = render(factors, content_seed).split(), render(flipped, content_seed).split()
     assert len(a) == len(b)
     diff = [(x, y) for x, y in zip(a, b, strict=True) if x != y]
-    assert len(diff) == 1
-    (x, y), verbs = diff[0], syn._VERBS
-    assert x in verbs and y in verbs and verbs[x][0] == verbs[y][0] and verbs[x][1] != verbs[y][1]
+    polarity = dict(zip(FACTORS["sentiment"], syn._POLARITY, strict=True))
+    assert diff == [(polarity[factors["sentiment"]], polarity[flipped["sentiment"]])]
+
+
+def test_sentiment_word_is_the_only_polar_word(corpus: list[SyntheticSentence]) -> None:
+    # Every sentence of a polarity holds its adverb and no other sentence does, so the label is one
+    # content-independent binary signal (what attribute vectors need to move it).
+    polarity = dict(zip(FACTORS["sentiment"], syn._POLARITY, strict=True))
+    for s in corpus:
+        words = s.text.split()
+        assert [w for w in words if w in syn._POLARITY] == [polarity[s.factors["sentiment"]]]
 
 
 @pytest.mark.parametrize(
@@ -127,23 +143,29 @@ def test_sentiment_change_touches_only_the_verb(factors: dict[str, str], content
         "   ",
         ".",
         "?",
-        "the cat loves the park",  # no final punctuation
-        "The cat loves the park .",  # not lowercase
-        "the cat love the park .",  # agreement
-        "the cats loves the park .",
-        "does the cats love the park ?",
-        "do the cat love the park ?",
-        "did the cat loved the park ?",
-        "the cat will loves the park .",
-        "the cat loves the park ?",  # statement word order with a question mark
-        "does the cat love the park .",
-        "the cat loves the park . .",
-        "the cat loves park .",
-        "cat loves the park .",
-        "the red cat loves the park .",  # object adjective in the subject slot
-        "the cat loves the old park .",  # subject adjective in the object slot
-        "the cat loves the park in the evening .",
-        "the cat loves the lovely park .",
+        "the cat happily visits the park",  # no final punctuation
+        "The cat happily visits the park .",  # not lowercase
+        "the cat happily visit the park .",  # agreement
+        "the cats happily visits the park .",
+        "does the cats happily visit the park ?",
+        "do the cat happily visit the park ?",
+        "did the cat happily visited the park ?",
+        "the cat will happily visits the park .",
+        "the cat happily visits the park ?",  # statement word order with a question mark
+        "does the cat happily visit the park .",
+        "the cat happily visits the park . .",
+        "the cat happily visits park .",
+        "cat happily visits the park .",
+        "the cat visits the park .",  # no polarity adverb
+        "the cat happily sadly visits the park .",  # two
+        "the cat visits happily the park .",  # adverb after the verb
+        "the cat happily will visit the park .",  # adverb before "will"
+        "does the cat visit happily the park ?",
+        "the red cat happily visits the park .",  # object adjective in the subject slot
+        "the cat happily visits the old park .",  # subject adjective in the object slot
+        "the cat happily visits the park in the evening .",
+        "the cat loves the park .",  # the old grammar's sentiment verbs
+        "the cat happily loves the park .",
         "colorless green ideas sleep furiously .",
     ],
 )

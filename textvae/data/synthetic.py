@@ -2,27 +2,33 @@
 
 Every sentence follows one small grammar (``[x]`` is optional, ``|`` separates the two forms)::
 
-    statement:  DET [SUBJ_ADJ] SUBJECT  VERB_FORM      ODET [OBJ_ADJ] OBJECT [PHRASE] .
-    question:   AUX DET [SUBJ_ADJ] SUBJECT VERB_BASE  ODET [OBJ_ADJ] OBJECT [PHRASE] ?
+    statement:  DET [SUBJ_ADJ] SUBJECT [will] POLARITY VERB_FORM  ODET [OBJ_ADJ] OBJECT [PHRASE] .
+    question:   AUX DET [SUBJ_ADJ] SUBJECT POLARITY VERB_BASE     ODET [OBJ_ADJ] OBJECT [PHRASE] ?
 
 The five factors (:data:`FACTORS`) decide only these words:
 
 * ``subject``  -- the subject noun (``cat``, ``teacher``, ...);
-* ``number``   -- its form (``cat`` / ``cats``) and the agreement it forces: ``loves`` / ``love`` in
+* ``number``   -- its form (``cat`` / ``cats``) and the agreement it forces: ``visits`` / ``visit`` in
   present statements, ``does`` / ``do`` in present questions;
-* ``tense``    -- ``loved`` / ``loves`` / ``will love`` in statements, ``did`` / ``does`` / ``will`` in
-  questions;
-* ``sentiment`` -- which of the paired verbs is used (``love`` <-> ``hate``, ``praise`` <-> ``blame``, ...);
+* ``tense``    -- ``visited`` / ``visits`` / ``will visit`` in statements, ``did`` / ``does`` / ``will``
+  in questions;
+* ``sentiment`` -- the polarity adverb before the verb: always ``happily`` (positive) or ``sadly``
+  (negative);
 * ``type``     -- word order and the final ``.`` / ``?``.
 
-Everything else (determiners, adjectives, object, trailing phrase, and *which* verb pair) is "content",
-drawn from a ``content_seed``: :func:`render` with one content seed and different factors gives the same
-content words, so a single factor can be changed with the rest held fixed (style-transfer evaluation).
+Everything else (determiners, adjectives, which verb, object, trailing phrase) is "content", drawn from a
+``content_seed``: :func:`render` with one content seed and different factors gives the same content
+words, so a single factor can be changed with the rest held fixed (style-transfer evaluation).
 
-Sentiment is purely lexical and lives in the verb only; every content word is neutral. That keeps the
-label unambiguous (no "hates the lovely park"), lets :func:`parse` read it back exactly, and gives a VAE
-one clear, always-present signal to encode. The vocabulary is about 100 words and sentences are 6-12
-tokens long, so a small model on a CPU learns the corpus in minutes.
+Sentiment is one word, the same word for every sentence of a polarity whatever its content, subject,
+number, tense or type, and every other word is neutral (the verbs too: ``visit``, ``paint``, ...). So the
+label is unambiguous (no "happily visits the awful park"), :func:`parse` reads it back exactly, and it is
+a single binary signal that does not interact with content: a VAE can encode it as one direction of its
+latent space, which attribute-vector style transfer needs. (An earlier version carried sentiment in which
+member of a content-chosen verb pair was used, ``love`` / ``hate``, ``praise`` / ``blame`` ...; a VAE then
+encoded the verb's identity, not its polarity, and sentiment was not linearly recoverable from the code.)
+The vocabulary is about 90 words and sentences are 7-13 tokens long, so a small model on a CPU learns
+the corpus in minutes.
 """
 
 from __future__ import annotations
@@ -41,21 +47,25 @@ FACTORS: dict[str, tuple[str, ...]] = {
 }
 
 _PLURALS = {s: s + "s" for s in FACTORS["subject"]} | {"child": "children"}
-# (positive, negative) verb pairs; each verb is (base, third person singular, past).
-_VERB_PAIRS = (
-    (("love", "loves", "loved"), ("hate", "hates", "hated")),
-    (("like", "likes", "liked"), ("dislike", "dislikes", "disliked")),
-    (("enjoy", "enjoys", "enjoyed"), ("avoid", "avoids", "avoided")),
-    (("admire", "admires", "admired"), ("fear", "fears", "feared")),
-    (("praise", "praises", "praised"), ("blame", "blames", "blamed")),
-    (("trust", "trusts", "trusted"), ("distrust", "distrusts", "distrusted")),
+# The polarity adverb, indexed like FACTORS["sentiment"]: one word per value, never chosen by content.
+_POLARITY = ("happily", "sadly")
+# Neutral verbs (content); each is (base, third person singular, past), every form distinct.
+_VERBS = (
+    ("visit", "visits", "visited"),
+    ("watch", "watches", "watched"),
+    ("paint", "paints", "painted"),
+    ("clean", "cleans", "cleaned"),
+    ("find", "finds", "found"),
+    ("draw", "draws", "drew"),
+    ("see", "sees", "saw"),
+    ("leave", "leaves", "left"),
 )
 # Neutral content words. No determiner depends on number, and there is no "a"/"an" to agree with a noun.
 _SUBJ_DETS = ("the", "my", "our", "your", "his", "her", "their")
 _SUBJ_ADJS = ("", "old", "young", "little", "tall", "busy")
 _OBJ_DETS = ("the", "this", "that", "every", "one")
 _OBJ_ADJS = ("", "red", "blue", "small", "big", "new", "wooden", "long")
-_OBJECTS = ("park", "car", "house", "garden", "river", "song", "book", "town", "bridge", "boat", "school")
+_OBJECTS = ("park", "car", "house", "garden", "river", "shop", "book", "town", "bridge", "boat", "school")
 _PHRASES = ("", "in the morning", "at night", "in winter", "on sundays", "every day", "at home")
 
 
@@ -92,7 +102,7 @@ def _check_factors(factors: dict[str, str]) -> None:
 
 
 def _draw_content(rng: random.Random) -> _Content:
-    sizes = (_SUBJ_DETS, _SUBJ_ADJS, _VERB_PAIRS, _OBJ_DETS, _OBJ_ADJS, _OBJECTS, _PHRASES)
+    sizes = (_SUBJ_DETS, _SUBJ_ADJS, _VERBS, _OBJ_DETS, _OBJ_ADJS, _OBJECTS, _PHRASES)
     return _Content(*(rng.randrange(len(options)) for options in sizes))
 
 
@@ -101,14 +111,16 @@ def _render(f: dict[str, str], c: _Content) -> str:
     singular = f["number"] == "singular"
     noun = f["subject"] if singular else _PLURALS[f["subject"]]
     subject = [_SUBJ_DETS[c.subj_det], _SUBJ_ADJS[c.subj_adj], noun]
-    base, third, past = _VERB_PAIRS[c.verb][f["sentiment"] == "negative"]
+    polarity = _POLARITY[FACTORS["sentiment"].index(f["sentiment"])]
+    base, third, past = _VERBS[c.verb]
     rest = [_OBJ_DETS[c.obj_det], _OBJ_ADJS[c.obj_adj], _OBJECTS[c.obj], _PHRASES[c.phrase]]
     if f["type"] == "question":
         aux = {"past": "did", "present": "does" if singular else "do", "future": "will"}[f["tense"]]
-        words = [aux, *subject, base, *rest, "?"]
+        words = [aux, *subject, polarity, base, *rest, "?"]
     else:
-        verb = {"past": past, "present": third if singular else base, "future": "will " + base}[f["tense"]]
-        words = [*subject, verb, *rest, "."]
+        will = "will" if f["tense"] == "future" else ""
+        verb = {"past": past, "present": third if singular else base, "future": base}[f["tense"]]
+        words = [*subject, will, polarity, verb, *rest, "."]
     return " ".join(w for w in words if w)
 
 
@@ -125,7 +137,7 @@ def render(factors: dict[str, str], content_seed: int) -> str:
 def generate(n: int, seed: int = 0) -> list[SyntheticSentence]:
     """``n`` sentences with uniformly random factors and content, deterministic per ``seed``.
 
-    Sentences are drawn independently, so duplicates can occur (rarely: about 1.5e8 distinct sentences
+    Sentences are drawn independently, so duplicates can occur (rarely: about 2e8 distinct sentences
     exist, and ``generate(20000)`` is over 99% distinct). Each sentence consumes a fixed number of draws,
     so ``generate(n, s)[:m] == generate(m, s)`` for ``m <= n``.
     """
@@ -139,9 +151,9 @@ def generate(n: int, seed: int = 0) -> list[SyntheticSentence]:
     return out
 
 
-# Reverse lookups for the parser: noun form -> (subject, number); verb form -> (pair, negative, form index).
+# Reverse lookups for the parser: noun form -> (subject, number); verb form -> (verb, form index).
 _NOUNS = {s: (s, "singular") for s in FACTORS["subject"]} | {p: (s, "plural") for s, p in _PLURALS.items()}
-_VERBS = {w: (i, neg, k) for i, pair in enumerate(_VERB_PAIRS) for neg in (0, 1) for k, w in enumerate(pair[neg])}
+_VERB_FORMS = {w: (i, k) for i, forms in enumerate(_VERBS) for k, w in enumerate(forms)}
 _AUX_TENSE = {"did": "past", "does": "present", "do": "present", "will": "future"}
 
 
@@ -174,9 +186,12 @@ def parse(text: str) -> dict[str, str] | None:
     if not question and words[:1] == ["will"]:
         tense = "future"
         words.pop(0)
-    if not words or words[0] not in _VERBS:
+    if not words or words[0] not in _POLARITY:
         return None
-    verb, negative, form = _VERBS[words.pop(0)]
+    sentiment = FACTORS["sentiment"][_POLARITY.index(words.pop(0))]
+    if not words or words[0] not in _VERB_FORMS:
+        return None
+    verb, form = _VERB_FORMS[words.pop(0)]
     if tense is None:
         tense = "past" if form == 2 else "present"
     obj_det = _take(_OBJ_DETS, words)
@@ -189,7 +204,7 @@ def parse(text: str) -> dict[str, str] | None:
         "subject": subject,
         "number": number,
         "tense": tense,
-        "sentiment": FACTORS["sentiment"][negative],
+        "sentiment": sentiment,
         "type": "question" if question else "statement",
     }
     content = _Content(subj_det, subj_adj, verb, obj_det, obj_adj, obj, _PHRASES.index(phrase))
