@@ -100,3 +100,27 @@ def test_compiled_training_runs_and_matches_eager(tmp_path):
     compiled = small_run(tmp_path / "compiled", max_steps=6, eval_every=6, compile=True)
     assert compiled["neg_elbo"] == pytest.approx(eager["neg_elbo"], rel=1e-3)
     TextVAE.from_pretrained(tmp_path / "compiled")  # a normal model directory, no compiled wrapper names
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("pooling", ["last", "mean", "max"])
+def test_encoder_without_packing_equals_a_packed_sequence(cell, pooling):
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    from textvae.model.encoders import RNNEncoder
+
+    torch.manual_seed(0)
+    enc = RNNEncoder(cell, 30, 8, 12, num_layers=2, bidirectional=True, pooling=pooling).eval()
+    ids, lengths = BATCH.input_ids, BATCH.lengths
+    emb = enc.embedding(ids)
+    packed_out, h = enc.rnn(pack_padded_sequence(emb, lengths, batch_first=True, enforce_sorted=False))
+    out, _ = pad_packed_sequence(packed_out, batch_first=True)
+    real = (torch.arange(out.shape[1])[None, :] < lengths[:, None]).unsqueeze(-1)
+    h_n = h[0] if cell == "lstm" else h
+    expected = {
+        "last": torch.cat(list(h_n.view(2, 2, len(ids), 12)[-1]), dim=-1),
+        "mean": (out * real).sum(1) / real.sum(1),
+        "max": out.masked_fill(~real, float("-inf")).amax(1),
+    }[pooling]
+    with torch.no_grad():
+        assert torch.allclose(enc(ids, lengths), expected, atol=1e-5)

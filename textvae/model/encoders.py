@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 if TYPE_CHECKING:
     from textvae.config import ModelConfig
@@ -31,7 +30,7 @@ class Encoder(nn.Module):
 
 
 class RNNEncoder(Encoder):
-    """(Bi)LSTM or GRU over packed sequences. The summary is the last layer's final hidden state(s)
+    """(Bi)LSTM or GRU that padding never reaches. The summary is the last layer's final hidden state(s)
     (``pooling="last"``, the literature's choice) or the mean / max of its outputs over real tokens, which
     weighs the middle of a sentence as much as its ends."""
 
@@ -69,35 +68,51 @@ class RNNEncoder(Encoder):
 
     def forward(self, input_ids: Tensor, lengths: Tensor) -> Tensor:
         emb = self.dropout(self.embedding(input_ids))
-        if not self.skip_padding:
-            return self._forward_padded(emb, lengths)
-        # Packing skips padded steps entirely: cheaper, and the backward direction starts at the real end.
-        packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, h = self.rnn(packed)
-        if self.pooling != "last":
-            out, _ = pad_packed_sequence(out, batch_first=True)  # [B, T', dirs * H], T' = max(lengths)
-            real = torch.arange(out.shape[1], device=out.device)[None, :] < lengths.to(out.device)[:, None]
-            real = real.unsqueeze(-1)
-            if self.pooling == "mean":
-                return (out * real).sum(1) / real.sum(1).clamp_min(1)
-            return out.masked_fill(~real, float("-inf")).amax(1)
-        h_n = h[0] if isinstance(h, tuple) else h  # LSTM returns (h, c)
-        last = h_n.view(-1, self.num_directions, h_n.shape[1], h_n.shape[2])[-1]  # [dirs, B, H]
-        return torch.cat(list(last), dim=-1)
-
-    def _forward_padded(self, emb: Tensor, lengths: Tensor) -> Tensor:
-        """The naive baseline (``model.skip_padding=false``): the RNN runs over padding too. Forward
-        summary at each sentence's last real token; the backward direction has read the padding first."""
-        out, _ = self.rnn(emb)  # [B, T, dirs * H]
-        real = torch.arange(out.shape[1], device=out.device)[None, :] < lengths.to(out.device)[:, None]
+        lengths = lengths.to(emb.device)
+        # skip_padding=false is the naive baseline: the backward direction then reads the padding first.
+        out = self._exact_outputs(emb, lengths) if self.skip_padding else self.rnn(emb)[0]  # [B, T, dirs * H]
+        real = torch.arange(out.shape[1], device=out.device)[None, :] < lengths[:, None]
         if self.pooling == "mean":
             return (out * real.unsqueeze(-1)).sum(1) / real.sum(1, keepdim=True).clamp_min(1)
         if self.pooling == "max":
             return out.masked_fill(~real.unsqueeze(-1), float("-inf")).amax(1)
+        # "last": the forward direction at the last real token, the backward one after reading back to <s>.
         h = out.shape[-1] // self.num_directions
-        rows = torch.arange(out.shape[0], device=out.device)
-        forward = out[rows, lengths.to(out.device) - 1, :h]
+        forward = out[torch.arange(out.shape[0], device=out.device), lengths - 1, :h]
         return forward if self.num_directions == 1 else torch.cat([forward, out[:, 0, h:]], dim=-1)
+
+    def _exact_outputs(self, emb: Tensor, lengths: Tensor) -> Tensor:
+        """Outputs ``[B, T, dirs * H]`` that padding never reaches, from right-padded input without packing.
+
+        Padding at the end cannot reach the forward direction's outputs at real positions; the backward
+        direction runs forward over each sentence reversed within its length. Each direction is then one
+        dense RNN call, which on a CPU takes oneDNN's fused kernel: ~1.7x faster than a packed sequence
+        (measured with a 1024-wide BiLSTM). Same weights, same results as packing (a test checks).
+        """
+        t = torch.arange(emb.shape[1], device=emb.device)[None, :]
+        flip = torch.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)  # [B, T] reversal within length
+        rnn, x = self.rnn, emb
+        for layer in range(rnn.num_layers):
+            outs = []
+            for d in range(self.num_directions):
+                suffix = f"_l{layer}" + ("_reverse" if d else "")
+                params = [getattr(rnn, name + suffix) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+                inp = x if d == 0 else _take_time(x, flip)
+                h0 = inp.new_zeros(1, inp.shape[0], rnn.hidden_size)
+                if isinstance(rnn, nn.LSTM):
+                    y = torch.lstm(inp, (h0, h0), params, True, 1, 0.0, self.training, False, True)[0]
+                else:
+                    y = torch.gru(inp, h0, params, True, 1, 0.0, self.training, False, True)[0]
+                outs.append(y if d == 0 else _take_time(y, flip))
+            x = torch.cat(outs, dim=-1)
+            if layer < rnn.num_layers - 1:
+                x = nn.functional.dropout(x, rnn.dropout, self.training)  # as nn.LSTM does between layers
+        return x
+
+
+def _take_time(x: Tensor, index: Tensor) -> Tensor:
+    """``x[b, index[b, t]]`` for ``x [B, T, F]`` and ``index [B, T]``."""
+    return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
 
 
 def build_encoder(cfg: ModelConfig, hf_config: Any = None) -> Encoder:
