@@ -6,8 +6,8 @@ Every part measures the optimised code and the ``--plain`` baseline side by side
 * **train** -- real (non-padding) target tokens per second of full training steps (forward, backward,
   optimizer), the model FLOPs they amount to (an analytic count for LSTM/GRU models, real tokens only)
   and that as a fraction of the float32 matrix-product peak measured at the start of the same run.
-  Plain: random (not length-bucketed) batches padded to the longest, no packing, logits at every padded
-  position, float32.
+  Plain: random (not length-bucketed) batches padded to the longest, the encoder and the logits computed
+  at every padded position, float32, the per-tensor (not fused) AdamW.
 * **generate** -- sentences per second from the prior, greedy and nucleus (top-p 0.9), one sentence at a
   time (the plain way) and batched (finished sentences leave the batch).
 * **iwnll** -- sentences per second of the K-sample importance-weighted NLL with the K samples batched
@@ -44,7 +44,13 @@ from textvae.model.vae import TextVAE
 from textvae.training.precision import cpu_has_native_bf16
 from textvae.training.trainer import Trainer
 
-PLAIN = ["train.bucket=false", "train.max_batch_tokens=null", "model.skip_padding=false", "train.precision=float32"]
+PLAIN = [
+    "train.bucket=false",
+    "train.max_batch_tokens=null",
+    "model.skip_padding=false",
+    "train.precision=float32",
+    "train.fused_optimizer=false",
+]
 
 
 def matmul_peak(dtype: torch.dtype = torch.float32, n: int = 2048, repeats: int = 7) -> float:

@@ -137,6 +137,7 @@ class TrainConfig:
     # CPUs with AVX512-BF16 or AMX); elsewhere bf16 is emulated and slower than float32. Validation is float32.
     precision: str = "auto"  # auto | float32 | bfloat16
     compile: bool = False  # torch.compile the training model (pays a compilation delay at the start)
+    fused_optimizer: bool = True  # AdamW's fused kernel (cpu, cuda); false: the per-tensor implementation
     progress: bool = True
     au_threshold: float = 0.01
 
