@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from textvae.config import Config, ModelConfig
-from textvae.data.batching import Batch, batch_indices
+from textvae.data.batching import batch_indices, collate
 from textvae.evaluation.likelihood import iw_nll
 from textvae.model.decoding import DecodingConfig
 from textvae.model.vae import TextVAE
@@ -198,14 +198,13 @@ def bench_iwnll(args: argparse.Namespace, model: TextVAE) -> dict:
     rng = np.random.default_rng(0)
     words = rng.integers(10, 30, args.iw_sentences)  # PTB-like lengths
     ids = [rng.integers(4, model.config.vocab_size, n).tolist() for n in words]
-    from textvae.data.batching import collate
-
-    batch: Batch = collate(ids, model.config.pad_id, model.config.bos_id, model.config.eos_id)
+    specials = (model.config.pad_id, model.config.bos_id, model.config.eos_id)
+    batch = collate(ids, *specials)
     out = {}
     modes = {"plain": 1} if args.plain else {"batched": 256, "plain": 1}
     with torch.inference_mode():
         for mode, chunk in modes.items():
-            sub = batch if mode == "batched" else collate(ids[: args.iw_plain_sentences], 0, 1, 2)
+            sub = batch if mode == "batched" else collate(ids[: args.iw_plain_sentences], *specials)
             g = torch.Generator().manual_seed(0)
             out[f"{mode}_sentences_per_sec"] = _rate(
                 lambda sub=sub, chunk=chunk, g=g: len(

@@ -436,12 +436,12 @@ def keep_rows(ds: datasets.Dataset, mask: np.ndarray) -> datasets.Dataset:
             with_indices=True,
             batched=True,
             batch_size=50_000,
-            input_columns=ds.column_names[:1],
+            input_columns=[],  # the mask needs only row positions: read no column at all
             fn_kwargs={"mask": mask},
         )
 
 
-def _mask_block(_: list, indices: list[int], mask: np.ndarray) -> np.ndarray:
+def _mask_block(indices: list[int], mask: np.ndarray) -> np.ndarray:
     return mask[indices]
 
 

@@ -348,9 +348,7 @@ class Trainer:
             rows = np.flatnonzero(d.valid.label_ids() >= 0)
         if tc.eval_max_sentences:
             rows = rows[: tc.eval_max_sentences]
-        batches = d.valid.batches(tc.batch_size, rows)
-        if not m.conditional:  # labels only feed a conditional model
-            batches = (dataclasses.replace(b, labels=None) for b in batches)
+        batches = d.valid.batches(tc.batch_size, rows)  # an unconditional model ignores the batches' labels
         stats = elbo_stats(self.model, batches, seed=tc.seed, au_threshold=tc.au_threshold)
         record = {"split": "valid", "step": st.step, "beta": beta_at(max(st.step - 1, 0), tc), **stats}
         self._append_metrics(record)
