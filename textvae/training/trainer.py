@@ -184,7 +184,11 @@ class Trainer:
         self._setup()
         try:
             with stop_on_signals(self):
-                return self._loop(stop_at)
+                result = self._loop(stop_at)
+            # Ranks tear the process group down together: one that destroys it while its peer is still in a
+            # collective can be aborted by gloo (seen once in CI). Only on success: a failed rank never comes.
+            barrier(self.dist)
+            return result
         finally:
             cleanup(self.dist)
 
