@@ -5,7 +5,7 @@ from textvae.config import ModelConfig
 from textvae.data.batching import collate
 from textvae.errors import ModelDirError
 from textvae.model.decoding import DecodingConfig, filter_logits
-from textvae.model.objective import kl_term, word_dropout
+from textvae.model.objective import kl_term, mmd, word_dropout
 from textvae.model.vae import TextVAE
 
 V = 30
@@ -94,6 +94,39 @@ def test_free_bits_in_model_no_gradient_pushes_small_dimension_down():
     kl_only = out.loss - out.rec
     kl_only.backward()
     assert all(p.grad is None or torch.count_nonzero(p.grad) == 0 for p in m.parameters())
+
+
+def test_mmd_is_near_zero_for_one_distribution_and_grows_with_the_gap():
+    g = torch.Generator().manual_seed(0)
+    prior = torch.randn(256, 8, generator=g)
+    same = mmd(torch.randn(256, 8, generator=g), prior)
+    assert abs(same.item()) < 0.02
+    # a shifted copy and a shrunken copy (a posterior that leaves most of the prior empty) are far off
+    gaps = [mmd(prior + s, torch.randn(256, 8, generator=g)).item() for s in (0.5, 1.0, 2.0)]
+    assert gaps[0] > 10 * abs(same.item()) and gaps[0] < gaps[1] < gaps[2]
+    assert mmd(0.2 * prior, torch.randn(256, 8, generator=g)).item() > 0.3
+
+
+def test_mmd_weight_adds_the_term_and_its_gradient_pulls_codes_towards_the_prior():
+    torch.manual_seed(0)
+    plain = TextVAE(tiny())
+    m = TextVAE(tiny(mmd_weight=10.0))
+    m.load_state_dict(plain.state_dict())
+    b = batch(8)
+    eps = torch.randn(8, 4)
+    torch.manual_seed(1)
+    out = m(b, beta=0.5, eps=eps)
+    ref = plain(b, beta=0.5, eps=eps)
+    assert plain(b).mmd is None and out.mmd is not None
+    torch.testing.assert_close(out.loss, ref.loss + 10.0 * out.mmd)
+    # codes squeezed far from the prior: a gradient step on the MMD alone spreads them out again
+    z = (0.1 * torch.randn(64, 4)).requires_grad_()
+    before = mmd(z, torch.randn(64, 4, generator=torch.Generator().manual_seed(2)))
+    before.backward()
+    with torch.no_grad():
+        z -= 5.0 * z.grad
+    after = mmd(z, torch.randn(64, 4, generator=torch.Generator().manual_seed(2)))
+    assert after < before
 
 
 def test_word_dropout_rate_and_positions():

@@ -60,13 +60,18 @@ def test_refuses_to_overwrite_an_existing_run(tmp_path):
     assert (run / "metrics.jsonl").read_bytes() == before
 
 
-def test_resume_equals_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("mmd_weight", [0.0, 1.0])
+def test_resume_equals_uninterrupted_run(tmp_path, mmd_weight):
+    """Also with the MMD term, whose prior draws come from the restored random state."""
+    extra = {"model.mmd_weight": mmd_weight}
     full = tmp_path / "full"
-    Trainer(tiny_config(full), log=lambda s: None).fit()
+    Trainer(tiny_config(full, **extra), log=lambda s: None).fit()
     part = tmp_path / "part"
     # Interrupt between evaluations (step 7 is not a multiple of eval_every or log_every).
-    Trainer(tiny_config(part), log=lambda s: None).fit(stop_at=7)
-    Trainer(tiny_config(part, **{"train.resume": str(part)}), log=lambda s: None).fit()
+    Trainer(tiny_config(part, **extra), log=lambda s: None).fit(stop_at=7)
+    Trainer(tiny_config(part, **extra, **{"train.resume": str(part)}), log=lambda s: None).fit()
+    train = [r for r in records(full) if r["split"] == "train"]
+    assert all(("mmd" in r) == (mmd_weight > 0) for r in train)
 
     def strip(rs):
         return [{k: v for k, v in r.items() if not k.endswith("_per_sec")} for r in rs]

@@ -77,6 +77,9 @@ class ModelConfig:
     word_dropout: float = 0.0  # Bowman et al. 2016: decoder inputs -> <unk> with this probability
     free_bits: float = 0.0  # nats; 0 disables
     free_bits_mode: str = "dim"  # dim: sum_i max(l, KL_i) | vector: max(l, sum_i KL_i)
+    # InfoVAE (Zhao et al. 2019): + mmd_weight * MMD(batch's z, prior draws), nats per sentence per unit of
+    # MMD. Pulls the codes of all sentences together onto N(0, I), so prior draws land where sentences are.
+    mmd_weight: float = 0.0
     conditional: bool = False  # conditional VAE (Sohn et al. 2015): a label embedding feeds encoder and decoder
     label_embedding_size: int = 16
     num_labels: int = 0  # filled in from the data's label column

@@ -2,7 +2,8 @@
 
 Reductions, stated once: reconstruction is the token cross-entropy **summed over a sentence's tokens**
 (end token included) and **averaged over sentences**; KL is analytic, per dimension, and likewise
-averaged over sentences. The loss is ``rec + beta * kl_term`` where ``kl_term`` applies free bits.
+averaged over sentences. The loss is ``rec + beta * kl_term`` where ``kl_term`` applies free bits, plus
+``mmd_weight * MMD`` (a batch-level term: the batch's codes against as many prior draws) when set.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from textvae.errors import ConfigError, TextVAEError
 from textvae.model.decoders import build_decoder
 from textvae.model.decoding import DecodingConfig, generate
 from textvae.model.encoders import build_encoder
-from textvae.model.objective import gaussian_kl, kl_term, sum_per_row, token_nll, word_dropout
+from textvae.model.objective import gaussian_kl, kl_term, mmd, sum_per_row, token_nll, word_dropout
 
 if TYPE_CHECKING:
     from textvae.data.tokenizer import TextTokenizer
@@ -48,6 +49,7 @@ class VAEOutput:
     mu: Tensor | None  # [B, Z]
     logvar: Tensor | None  # [B, Z]
     z: Tensor | None  # [B, Z]
+    mmd: Tensor | None = None  # MMD(z of the batch, as many prior draws), when model.mmd_weight > 0
 
     @property
     def neg_elbo(self) -> Tensor:
@@ -238,8 +240,15 @@ class TextVAE(nn.Module):
         rec = rec_b.mean()
         kl = kl_b.mean()
         loss = rec
+        divergence = None
         if self.encoder is not None:
             loss = rec + beta * kl_term(kl_bz, self.config.free_bits, self.config.free_bits_mode)
+            if self.config.mmd_weight > 0 and z.shape[0] >= 2:
+                # The KL keeps each q(z|x) near the prior; this keeps their mixture (what p(z) draws
+                # should look like) on it too. Not annealed with beta: it does not fight the decoder.
+                prior = torch.randn(z.shape, device=z.device, dtype=z.dtype, generator=generator)
+                divergence = mmd(z, prior)
+                loss = loss + self.config.mmd_weight * divergence
         return VAEOutput(
             loss=loss,
             rec=rec,
@@ -251,6 +260,7 @@ class TextVAE(nn.Module):
             mu=mu,
             logvar=logvar,
             z=z,
+            mmd=divergence,
         )
 
     def generate(

@@ -300,10 +300,13 @@ class Trainer:
             return None
         self.optimizer.step()
         n = len(batch)
-        loss_sum, rec_sum, kl_sum, n_all, tokens = all_sum(
-            [loss * n, out.rec.item() * n, out.kl.item() * n, n, batch.num_target_tokens], self.dist, self.device
+        mmd = out.mmd.item() if out.mmd is not None else 0.0  # every rank has one, or none has
+        loss_sum, rec_sum, kl_sum, mmd_sum, n_all, tokens = all_sum(
+            [loss * n, out.rec.item() * n, out.kl.item() * n, mmd * n, n, batch.num_target_tokens],
+            self.dist,
+            self.device,
         )
-        return {
+        figures = {
             "loss": loss_sum / n_all,
             "rec": rec_sum / n_all,
             "kl": kl_sum / n_all,
@@ -312,6 +315,9 @@ class Trainer:
             "sentences": n_all,
             "tokens": tokens,
         }
+        if out.mmd is not None:
+            figures["mmd"] = mmd_sum / n_all
+        return figures
 
     def _non_finite(self, step: int, what: str) -> None:
         """A NaN/inf loss or gradient at ``step`` (0-based): skip the update, or stop, as configured."""
@@ -335,7 +341,7 @@ class Trainer:
             "split": "train",
             "step": self.state.step,
             "epoch": self.state.epoch,
-            **{k: s[k] / s["steps"] for k in ("loss", "rec", "kl", "beta", "lr")},
+            **{k: s[k] / s["steps"] for k in ("loss", "rec", "kl", "mmd", "beta", "lr") if k in s},
             "rec_per_token": s["rec_sum"] / max(s["tokens"], 1),
             "sentences": int(s["n"]),
             "tokens": int(s["tokens"]),
@@ -394,8 +400,9 @@ class Trainer:
 
 
 def _accumulate(sums: dict[str, float], out: dict[str, float]) -> None:
-    for k in ("loss", "rec", "kl", "beta", "lr"):
-        sums[k] = sums.get(k, 0.0) + out[k]
+    for k in ("loss", "rec", "kl", "mmd", "beta", "lr"):
+        if k in out:  # mmd: only with model.mmd_weight
+            sums[k] = sums.get(k, 0.0) + out[k]
     sums["steps"] = sums.get("steps", 0) + 1
     sums["n"] = sums.get("n", 0) + out["sentences"]
     sums["tokens"] = sums.get("tokens", 0) + out["tokens"]
