@@ -36,6 +36,9 @@ def test_overrides_set_typed_values():
         ("data.lowercase=maybe", "expects true or false"),
         ("train.lr=fast", "expects a number"),
         ("model.encoder=cnn", "must be one of"),
+        ("model.word_dropout=1.5", "between 0.0 and 1.0"),
+        ("model.mmd_weight=-2", "at least 0.0"),
+        ("model.free_bits=-0.5", "at least 0.0"),
         ("train.max_steps", "must look like section.key=value"),
     ],
 )

@@ -216,6 +216,10 @@ class Config:
         choices = CHOICES.get(dotted_key)
         if choices is not None and value is not None and value not in choices:
             raise ConfigError(f"{dotted_key} must be one of {', '.join(choices)}; got {value!r}")
+        low, high = RANGES.get(dotted_key, (None, None))
+        if value is not None and ((low is not None and value < low) or (high is not None and value > high)):
+            where = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise ConfigError(f"{dotted_key} must be {where}; got {value!r}")
         setattr(obj, key, value)
 
     def apply_overrides(self, overrides: list[str]) -> Config:
@@ -251,6 +255,14 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "train.on_nonfinite": ("skip", "stop"),
     "train.beta_schedule": ("constant", "linear", "logistic", "cyclical"),
     "train.precision": ("auto", "float32", "bfloat16"),
+}
+
+#: Inclusive bounds of numeric fields whose other values would be silently meaningless (None: unbounded).
+RANGES: dict[str, tuple[float | None, float | None]] = {
+    "model.dropout": (0.0, 1.0),
+    "model.word_dropout": (0.0, 1.0),
+    "model.free_bits": (0.0, None),
+    "model.mmd_weight": (0.0, None),
 }
 
 
