@@ -31,7 +31,11 @@ from textvae.model.vae import TextVAE
 from textvae.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
-S1, S2, S3 = "the cat loves the park .", "my dogs hated one red car at night .", "will the doctor praise the book ?"
+S1, S2, S3 = (
+    "the cat happily visits the park .",
+    "my dogs sadly watched one red car at night .",
+    "will the doctor happily clean the book ?",
+)
 SHORT = ["--max-length", "8"]  # untrained models babble to the length limit: keep decoding cheap
 
 
