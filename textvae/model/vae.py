@@ -245,7 +245,8 @@ class TextVAE(nn.Module):
             loss = rec + beta * kl_term(kl_bz, self.config.free_bits, self.config.free_bits_mode)
             if self.config.mmd_weight > 0 and z.shape[0] >= 2:
                 # The KL keeps each q(z|x) near the prior; this keeps their mixture (what p(z) draws
-                # should look like) on it too. Not annealed with beta: it does not fight the decoder.
+                # should look like) on it too. Not annealed with beta, as in InfoVAE; large weights
+                # collapse the code (measured in docs/GENERATION.md).
                 prior = torch.randn(z.shape, device=z.device, dtype=z.dtype, generator=generator)
                 divergence = mmd(z, prior)
                 loss = loss + self.config.mmd_weight * divergence

@@ -300,7 +300,8 @@ class Trainer:
             return None
         self.optimizer.step()
         n = len(batch)
-        mmd = out.mmd.item() if out.mmd is not None else 0.0  # every rank has one, or none has
+        # Every rank sends the same list (all_sum); a shard of one sentence has no MMD and adds 0.
+        mmd = out.mmd.item() if out.mmd is not None else 0.0
         loss_sum, rec_sum, kl_sum, mmd_sum, n_all, tokens = all_sum(
             [loss * n, out.rec.item() * n, out.kl.item() * n, mmd * n, n, batch.num_target_tokens],
             self.dist,
