@@ -11,7 +11,7 @@ from textvae import __version__
 from textvae.errors import TextVAEError
 
 #: Modules that each define ``register(subparsers)``; order is the order of ``textvae --help``.
-_COMMAND_MODULES = ("textvae.cli.train", "textvae.cli.generate", "textvae.cli.evaluate")
+_COMMAND_MODULES = ("textvae.cli.train", "textvae.cli.generate", "textvae.cli.evaluate", "textvae.cli.hub")
 
 
 class _Parser(argparse.ArgumentParser):

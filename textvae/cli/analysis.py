@@ -71,12 +71,19 @@ def run_analyze(args: argparse.Namespace) -> int:
     columns = tuple(args.label_column or [model.data_config.label_column or "label"])
     data = load_data(args, model, columns)
     mu, _ = posterior_params(model, data.token_ids, data.label_ids, args.batch_size, encoder_ids=data.encoder_ids)
-    out = Path(args.out) if args.out else Path(args.model) / "analysis"
+    out = Path(args.out) if args.out else _default_out(args.model)
     reports = analyze_latents(
         mu.cpu().numpy(), data.labels, out, method=args.map, max_points=args.max_points, seed=args.seed
     )
     emit([r.to_dict() for r in reports], args.json, _format)
     return 0
+
+
+def _default_out(model: str) -> Path:
+    """MODEL/analysis; for a Hub id (whose files live in the read-only cache) ./analysis-NAME."""
+    from textvae.hub import looks_like_hub_id
+
+    return Path(f"analysis-{model.split('/')[-1]}") if looks_like_hub_id(model) else Path(model) / "analysis"
 
 
 def _format(r: dict) -> str:

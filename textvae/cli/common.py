@@ -12,7 +12,10 @@ from textvae.errors import TextVAEError
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="a model directory (or a run directory: its best/ checkpoint)")
+    p.add_argument(
+        "model", help="a model directory (or a run directory: its best/ checkpoint), or a Hub id user/name"
+    )
+    p.add_argument("--revision", default=None, help="Hub branch, tag or commit (for a Hub id; default main)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
     p.add_argument("--json", action="store_true", help="print one JSON object per line")
 
@@ -61,7 +64,9 @@ def load_model(args: argparse.Namespace):
     from textvae.model.vae import TextVAE
     from textvae.training.trainer import resolve_device
 
-    return TextVAE.from_pretrained(args.model, device=resolve_device(args.device))
+    return TextVAE.from_pretrained(
+        args.model, device=resolve_device(args.device), revision=getattr(args, "revision", None)
+    )
 
 
 def emit(records: Iterable[dict[str, Any]], as_json: bool, fmt: Callable[[dict[str, Any]], str]) -> None:

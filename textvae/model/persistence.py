@@ -33,6 +33,7 @@ WEIGHTS_NAME = "model.safetensors"
 TOKENIZER_SUBDIR = "tokenizer"
 ENCODER_TOKENIZER_SUBDIR = "encoder_tokenizer"
 BACKBONE_SUBDIRS = {"encoder": "backbone_encoder", "decoder": "backbone_decoder"}
+MODEL_TYPE = "textvae"  # config.json's "model_type"; directories saved before it existed load the same
 
 
 def save_model_dir(model: TextVAE, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
@@ -40,6 +41,7 @@ def save_model_dir(model: TextVAE, directory: str | Path, extra: dict[str, Any] 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     info: dict[str, Any] = {
+        "model_type": MODEL_TYPE,  # lets transformers.AutoConfig read this file (textvae.hf_config)
         "textvae_version": __version__,
         "torch_version": torch.__version__,
         "model": dataclasses.asdict(model.config),
@@ -95,16 +97,29 @@ def read_config(directory: str | Path) -> dict[str, Any]:
 
 
 def load_model_dir(
-    directory: str | Path, device: str | torch.device = "cpu", *, trust_remote_code: bool = False
+    directory: str | Path,
+    device: str | torch.device = "cpu",
+    *,
+    trust_remote_code: bool = False,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
 ) -> TextVAE:
-    """Rebuild a :class:`TextVAE` from a saved directory (see module docstring).
+    """Rebuild a :class:`TextVAE` from a saved directory (see module docstring), or from a Hub id
+    ``"user/name"`` that is not a local path (downloaded through the Hub cache: :mod:`textvae.hub`;
+    ``revision``, ``cache_dir``, ``local_files_only`` and ``token`` apply to Hub ids only).
 
     ``trust_remote_code`` comes from the caller only: the directory's own ``config.json`` records the flag
     it was trained with, but a downloaded directory could set it to run its code, so that value is ignored.
     """
     from textvae.data.tokenizer import TextTokenizer
+    from textvae.hub import resolve_pretrained
     from textvae.model.vae import TextVAE
 
+    directory = resolve_pretrained(
+        directory, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
+    )
     d = resolve_model_dir(directory)
     info = read_config(d)
     try:

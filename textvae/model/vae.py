@@ -365,11 +365,47 @@ class TextVAE(nn.Module):
 
     @classmethod
     def from_pretrained(
-        cls, directory, device: str | torch.device = "cpu", *, trust_remote_code: bool = False
+        cls,
+        directory,
+        device: str | torch.device = "cpu",
+        *,
+        trust_remote_code: bool = False,
+        revision: str | None = None,
+        cache_dir: str | None = None,
+        local_files_only: bool = False,
+        token: str | bool | None = None,
     ) -> TextVAE:
-        """Rebuild a model from a directory written by :meth:`save_pretrained` (or a run directory).
-        ``trust_remote_code=True`` lets a pretrained backbone's own code run: only for directories you trust
-        (the flag saved inside the directory is never used for this)."""
+        """Rebuild a model from a directory written by :meth:`save_pretrained` (or a run directory), or from
+        a Hugging Face Hub id ``"user/name"`` (downloaded into the Hub cache; ``revision`` is a branch, tag or
+        commit, ``cache_dir`` the cache folder, ``local_files_only`` (or ``HF_HUB_OFFLINE=1``) never goes
+        online). ``trust_remote_code=True`` lets a pretrained backbone's own code run: only for directories
+        you trust (the flag saved inside the directory is never used for this)."""
         from textvae.model.persistence import load_model_dir
 
-        return load_model_dir(directory, device, trust_remote_code=trust_remote_code)
+        return load_model_dir(
+            directory,
+            device,
+            trust_remote_code=trust_remote_code,
+            revision=revision,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+            token=token,
+        )
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        private: bool | None = None,
+        token: str | bool | None = None,
+        revision: str | None = None,
+        commit_message: str = "Upload textvae model",
+    ) -> str:
+        """Upload this model (the files :meth:`save_pretrained` writes) and a generated model card to the Hub
+        repository ``repo_id`` (created if needed). Returns the commit URL. To include a run's validation
+        figures in the card, push the run's directory instead: :func:`textvae.hub.push_model_dir`."""
+        from textvae.hub import push_to_hub
+
+        return push_to_hub(
+            self, repo_id, private=private, token=token, revision=revision, commit_message=commit_message
+        )
