@@ -63,9 +63,7 @@ def download_model(
     """The local snapshot folder of Hub model ``repo_id`` (downloaded into the cache unless already there).
 
     Every failure is a one-line :class:`ModelDirError` that names the id and what to do."""
-    from textvae.extras import require
-
-    hf = require("huggingface_hub", extra="hub")
+    import huggingface_hub as hf  # a core dependency (transformers, tokenizers and datasets need it too)
     from huggingface_hub import errors as hf_errors
 
     offline = _offline(local_files_only)
@@ -140,7 +138,8 @@ def push_model_dir(
     The files are staged in a temporary folder (the model directory itself is never modified): the model's
     files (:data:`UPLOAD_PATTERNS`) and ``README.md`` = ``card`` or :func:`textvae.model_card.build_model_card`.
     Returns the URL of the commit (as ``HfApi.upload_folder`` does)."""
-    from textvae.extras import require
+    import huggingface_hub as hf
+
     from textvae.model.persistence import read_config, resolve_model_dir
     from textvae.model_card import build_model_card, find_run_metrics
 
@@ -150,7 +149,6 @@ def push_model_dir(
     info = read_config(d)
     if card is None:
         card = build_model_card(info, repo_id=repo_id, metrics=find_run_metrics(d))
-    hf = require("huggingface_hub", extra="hub")
     api = hf.HfApi(token=token)
     with tempfile.TemporaryDirectory(prefix="textvae-push-") as tmp:
         stage = Path(tmp) / "model"
