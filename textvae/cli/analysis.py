@@ -73,7 +73,13 @@ def run_analyze(args: argparse.Namespace) -> int:
     mu, _ = posterior_params(model, data.token_ids, data.label_ids, args.batch_size, encoder_ids=data.encoder_ids)
     out = Path(args.out) if args.out else _default_out(args.model)
     reports = analyze_latents(
-        mu.cpu().numpy(), data.labels, out, method=args.map, max_points=args.max_points, seed=args.seed
+        mu.cpu().numpy(),
+        data.labels,
+        out,
+        method=args.map,
+        max_points=args.max_points,
+        seed=args.seed,
+        run=_model_name(args.model),
     )
     emit([r.to_dict() for r in reports], args.json, _format)
     return 0
@@ -84,6 +90,14 @@ def _default_out(model: str) -> Path:
     from textvae.hub import looks_like_hub_id
 
     return Path(f"analysis-{model.split('/')[-1]}") if looks_like_hub_id(model) else Path(model) / "analysis"
+
+
+def _model_name(model: str) -> str:
+    """What the maps show as the run: the Hub id, or the run directory's name."""
+    from textvae.evaluation.plots import run_name
+    from textvae.hub import looks_like_hub_id
+
+    return model if looks_like_hub_id(model) else run_name(Path(model).resolve())
 
 
 def _format(r: dict) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from textvae.errors import TextVAEError
+from textvae.extras import require
 
 MAP_METHODS = ("auto", "tsne", "umap", "pca")
 
@@ -27,6 +28,11 @@ def _umap_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def _sklearn() -> None:
+    """scikit-learn is in the ``analysis`` extra: say so in one line when it is missing."""
+    require("sklearn", extra="analysis", feature="latent analysis")
 
 
 def project_2d(mu: np.ndarray, method: str = "auto", seed: int = 0) -> tuple[np.ndarray, str]:
@@ -46,10 +52,11 @@ def project_2d(mu: np.ndarray, method: str = "auto", seed: int = 0) -> tuple[np.
         method = "umap" if _umap_available() else "tsne"
     if method == "umap":
         if not _umap_available():
-            raise TextVAEError("UMAP is not installed (pip install umap-learn); use --map tsne or pca")
+            raise TextVAEError("UMAP is not installed: pip install 'textvae[umap]' (or use --map tsne or pca)")
         import umap
 
         return umap.UMAP(n_components=2, random_state=seed, n_neighbors=min(15, n - 1)).fit_transform(x), "umap"
+    _sklearn()
     if method == "pca" or x.shape[1] == 2:
         from sklearn.decomposition import PCA
 
@@ -69,6 +76,7 @@ def cluster_agreement(mu: np.ndarray, labels: Sequence[str], seed: int = 0) -> d
 
     ``nmi``: normalized mutual information (0 = independent, 1 = the same partition); ``purity``: share of
     sentences whose cluster's majority label is their own (``1/k`` or more by construction; 1 = pure)."""
+    _sklearn()
     from sklearn.cluster import KMeans
     from sklearn.metrics import normalized_mutual_info_score
     from sklearn.metrics.cluster import contingency_matrix
@@ -90,6 +98,7 @@ def linear_probe(mu: np.ndarray, labels: Sequence[str], test_fraction: float = 0
     The split is stratified when every label has at least two sentences. Returns ``accuracy``,
     ``majority`` (accuracy of always guessing the most frequent training label: the floor to beat),
     ``per_class`` (held-out accuracy within each label) and the split sizes."""
+    _sklearn()
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
     from sklearn.pipeline import make_pipeline
@@ -119,8 +128,33 @@ def linear_probe(mu: np.ndarray, labels: Sequence[str], test_fraction: float = 0
     }
 
 
-def plot_map(coords: np.ndarray, labels: Sequence[str], path: str | Path, title: str = "") -> Path:
+# Axis names of each projection's two coordinates.
+_AXIS_NAMES = {"tsne": "t-SNE", "umap": "UMAP", "pca": "PC", "identity": "z"}
+
+
+def plot_map(
+    coords: np.ndarray,
+    labels: Sequence[str],
+    path: str | Path,
+    title: str = "",
+    *,
+    method: str | None = None,
+    run: str | None = None,
+) -> Path:
     """Scatter ``coords [N, 2]`` coloured by label (legend up to 20 labels) into a PNG at ``path``."""
+    fig = map_figure(coords, labels, title, method=method, run=run)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
+def map_figure(
+    coords: np.ndarray, labels: Sequence[str], title: str = "", *, method: str | None = None, run: str | None = None
+) -> Any:
+    """The matplotlib ``Figure`` of :func:`plot_map`: axes named after the projection ``method`` (``t-SNE 1``,
+    ``PC 2`` ...), ``title`` above the axes, ``run`` (the model's or run's name) above the figure."""
+    require("matplotlib", extra="analysis", feature="the latent map")
     from matplotlib import colormaps
     from matplotlib.figure import Figure  # no pyplot: no global backend or figure state is touched
 
@@ -136,13 +170,16 @@ def plot_map(coords: np.ndarray, labels: Sequence[str], path: str | Path, title:
     if len(names) <= 20:
         ax.legend(markerscale=2, fontsize=8, loc="best", frameon=False)
     ax.set_title(title)
+    axis = _AXIS_NAMES.get(method or "", "coordinate")
+    # t-SNE and UMAP coordinates have no unit and no meaning of their own: name the axes, hide the ticks.
+    ax.set_xlabel(f"{axis} 1")
+    ax.set_ylabel(f"{axis} 2")
     ax.set_xticks([])
     ax.set_yticks([])
+    if run:
+        fig.suptitle(f"run: {run}")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
-    return path
+    return fig
 
 
 @dataclass
@@ -175,10 +212,11 @@ def analyze_latents(
     method: str = "auto",
     max_points: int = 2000,
     seed: int = 0,
+    run: str | None = None,
 ) -> list[LabelReport]:
     """For each label column: k-means agreement and a linear probe on all of ``mu [N, Z]``, and a 2-D map
     (one projection, at most ``max_points`` sentences drawn at random, shared by the columns) saved as
-    ``out_dir/latent_map_<column>.png``."""
+    ``out_dir/latent_map_<column>.png``, titled with ``run`` (the model's name) when given."""
     n = mu.shape[0]
     for col, ys in labels.items():
         if len(ys) != n:
@@ -192,7 +230,12 @@ def analyze_latents(
     for col, ys in labels.items():
         safe = re.sub(r"[^\w.-]+", "_", col)
         path = plot_map(
-            coords, [ys[i] for i in shown], Path(out_dir) / f"latent_map_{safe}.png", f"posterior means ({used})"
+            coords,
+            [ys[i] for i in shown],
+            Path(out_dir) / f"latent_map_{safe}.png",
+            f"posterior means by {col} ({used}, {len(shown)} sentences)",
+            method=used,
+            run=run,
         )
         reports.append(
             LabelReport(

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from textvae.errors import TextVAEError
+from textvae.extras import require
 
 METRICS_NAME = "metrics.jsonl"
 CURVES_NAME = "training_curves.png"
@@ -71,12 +72,30 @@ _PANELS = (
 )
 
 
-def plot_training_curves(records: list[dict[str, Any]], path: str | Path) -> Path:
+def run_name(path: str | Path) -> str:
+    """The name a figure shows for a run: the run directory's name (also for its ``best/`` / ``last/``)."""
+    p = Path(path)
+    if p.name == METRICS_NAME:
+        p = p.parent
+    return p.parent.name if p.name in ("best", "last") and p.parent.name else p.name
+
+
+def _figure(**kw: Any) -> Any:
+    require("matplotlib", extra="analysis", feature="plotting")
+    from matplotlib.figure import Figure  # no pyplot: no global backend or figure state is touched
+
+    return Figure(**kw)
+
+
+def plot_training_curves(records: list[dict[str, Any]], path: str | Path, run: str | None = None) -> Path:
     """One PNG with six panels against optimizer steps: loss (train loss, validation negative ELBO),
     reconstruction, KL (nats per sentence), beta, active units (validation) and learning rate."""
-    from matplotlib.figure import Figure
+    return _save(training_curves_figure(records, run), path)
 
-    fig = Figure(figsize=(13, 7), dpi=100)
+
+def training_curves_figure(records: list[dict[str, Any]], run: str | None = None) -> Any:
+    """The matplotlib ``Figure`` of :func:`plot_training_curves`; ``run`` (the run's name) is its title."""
+    fig = _figure(figsize=(13, 7), dpi=100)
     axes = fig.subplots(2, 3)
     for ax, (title, ylabel, lines) in zip(axes.flat, _PANELS):
         drawn = 0
@@ -94,8 +113,25 @@ def plot_training_curves(records: list[dict[str, Any]], path: str | Path) -> Pat
         ax.set_xlabel("step")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
+    _active_units_axis(axes.flat[4], records)
+    axes.flat[5].ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))  # lr: 1e-3 rather than 0.001
+    if run:
+        fig.suptitle(f"run: {run}")
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
+
+
+def _active_units_axis(ax: Any, records: list[dict[str, Any]]) -> None:
+    """Active units range from 0 to the latent size (the length of ``kl_per_dim``): show that whole range,
+    in whole dimensions, with the latent size drawn as a dashed line."""
+    from matplotlib.ticker import MaxNLocator
+
+    sizes = [len(r["kl_per_dim"]) for r in records if r.get("split") == "valid" and r.get("kl_per_dim")]
+    if sizes:
+        ax.axhline(sizes[-1], linestyle="--", color="gray", linewidth=1, label=f"latent size {sizes[-1]}")
+        ax.set_ylim(-0.05 * sizes[-1], 1.08 * sizes[-1])
+        ax.legend(fontsize=8, frameon=False, loc="lower right")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def last_kl_record(records: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -106,12 +142,15 @@ def last_kl_record(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     return None
 
 
-def plot_kl_per_dim(record: dict[str, Any], path: str | Path) -> Path:
+def plot_kl_per_dim(record: dict[str, Any], path: str | Path, run: str | None = None) -> Path:
     """Bar chart of the mean KL of each latent dimension (nats per sentence) in a validation record."""
-    from matplotlib.figure import Figure
+    return _save(kl_per_dim_figure(record, run), path)
 
+
+def kl_per_dim_figure(record: dict[str, Any], run: str | None = None) -> Any:
+    """The matplotlib ``Figure`` of :func:`plot_kl_per_dim`; ``run`` (the run's name) is its title."""
     kl = [float(v) for v in record["kl_per_dim"]]
-    fig = Figure(figsize=(max(6.0, 0.25 * len(kl) + 2), 4), dpi=100)
+    fig = _figure(figsize=(max(6.0, 0.25 * len(kl) + 2), 4), dpi=100)
     ax = fig.add_subplot()
     ax.bar(range(len(kl)), kl, color="tab:blue")
     ax.set_xlabel("latent dimension")
@@ -119,8 +158,10 @@ def plot_kl_per_dim(record: dict[str, Any], path: str | Path) -> Path:
     au = record.get("au")
     ax.set_title(f"KL per dimension at step {record['step']} (total {sum(kl):.2f} nats, active units {au})")
     ax.grid(axis="y", alpha=0.3)
+    if run:
+        fig.suptitle(f"run: {run}")
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
 
 
 def plot_run(run_dir: str | Path, out_dir: str | Path | None = None) -> list[Path]:
@@ -129,10 +170,11 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None) -> list[Pat
     metrics = find_metrics(run_dir)
     records = read_metrics(metrics)
     out = Path(out_dir) if out_dir is not None else metrics.parent
-    written = [plot_training_curves(records, out / CURVES_NAME)]
+    run = run_name(metrics)
+    written = [plot_training_curves(records, out / CURVES_NAME, run)]
     rec = last_kl_record(records)
     if rec is not None:
-        written.append(plot_kl_per_dim(rec, out / KL_NAME))
+        written.append(plot_kl_per_dim(rec, out / KL_NAME, run))
     return written
 
 
