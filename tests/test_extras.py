@@ -85,6 +85,7 @@ def test_training_curves_have_active_units_and_learning_rate_panels_and_the_run_
     assert by_title["active units"].get_ylim()[1] >= 4  # the axis spans the whole latent (4 dimensions)
     assert by_title["learning rate"].get_ylabel() == "lr"
     assert len(by_title["learning rate"].get_lines()) == 1
+    assert by_title["learning rate"].get_lines()[0].get_marker() == "o"  # two points: drawn, not a bare line
     assert all(ax.get_xlabel() == "step" for ax in axes)
     assert fig.get_suptitle() == "run: my-run"
     kl = plots.kl_per_dim_figure(records[-1], run="my-run")

@@ -151,6 +151,8 @@ def test_model_card_is_built_from_the_config_and_metrics():
     config = json.loads(body.split("```json\n")[1].split("```")[0])
     assert config["model"]["latent_size"] == 16
     bare = build_model_card({"model": {"use_latent": False, "decoder": "lstm"}, "data": {}}, repo_id="a/b")
+    synthetic = build_model_card({"model": {}, "data": {"train": "synthetic", "valid_fraction": 0.05}}, repo_id="a/b")
+    assert "synthetic grammar" in synthetic and "5% of the corpus" in synthetic
     assert "No validation record" in bare and "- language-model" in bare and "synthetic" not in bare
 
 

@@ -51,9 +51,9 @@ def _training_data(data: dict[str, Any], train: dict[str, Any]) -> list[str]:
     if data.get("valid"):
         lines.append(f"- validation: `{data['valid']}`")
     else:
-        lines.append(
-            f"- validation: {data.get('valid_fraction', '?')} of the corpus, held out (seed {data.get('seed')})"
-        )
+        frac = data.get("valid_fraction")
+        share = f"{100 * frac:g}%" if isinstance(frac, (int, float)) else "a share"
+        lines.append(f"- validation: {share} of the corpus, held out (seed {data.get('seed')})")
     if data.get("label_column"):
         lines.append(f"- labels: column `{data['label_column']}`")
     lines.append(
@@ -89,7 +89,7 @@ def build_model_card(info: dict[str, Any], *, repo_id: str, metrics: dict[str, A
     data = info.get("data") or {}
     train = info.get("train") or {}
     kind = "vae" if model.get("use_latent", True) else "language-model"
-    tags = ["textvae", "text-generation", "variational-autoencoder" if kind == "vae" else "language-model"]
+    tags = ["textvae", "pytorch", "text-generation", "variational-autoencoder" if kind == "vae" else "language-model"]
     if model.get("conditional"):
         tags.append("conditional")
     front = ["---", "library_name: textvae", "tags:", *[f"- {t}" for t in tags], "---", ""]
@@ -101,7 +101,7 @@ def build_model_card(info: dict[str, Any], *, repo_id: str, metrics: dict[str, A
     body = [
         f"# {repo_id}",
         "",
-        f"A [textvae](https://github.com/textvae/textvae) sentence model: {arch}, "
+        f"A textvae sentence model: {arch}, "
         f"vocabulary of {model.get('vocab_size')} tokens. Trained with textvae {info.get('textvae_version', '?')}.",
         "",
         "## Training data",

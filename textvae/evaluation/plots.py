@@ -102,7 +102,8 @@ def training_curves_figure(records: list[dict[str, Any]], run: str | None = None
         for split, key, legend in lines:
             steps, values = _series(records, split, key)
             if steps:
-                marker = "o" if split == "valid" else None
+                # Validation points, and a series of one or two points (a short run), would be invisible as lines.
+                marker = "o" if split == "valid" or len(steps) < 3 else None
                 ax.plot(steps, values, label=legend, marker=marker, markersize=3, linewidth=1.2)
                 drawn += 1
         if drawn == 0:
