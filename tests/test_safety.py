@@ -278,3 +278,58 @@ def test_a_model_directory_cannot_switch_on_its_own_remote_code(tmp_path):
     with pytest.raises(TextVAEError):
         TextVAE.from_pretrained(saved)
     assert not marker.exists()
+
+
+def pretrained_tokenizer_model_dir(path: Path) -> Path:
+    """A model whose tokenizer is a 🤗 ``kind: pretrained`` one, saved in ``path``."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from textvae.data.tokenizer import _wrap_pretrained
+
+    vocab = {w: i for i, w in enumerate(["<pad>", "<s>", "</s>", "<unk>", "alpha", "beta", "gamma", "."])}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    hf = PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    )
+    tok = _wrap_pretrained(hf)
+    TextVAE(
+        ModelConfig(vocab_size=tok.vocab_size, embedding_size=8, hidden_size=8, latent_size=2), tok
+    ).save_pretrained(path)
+    return path
+
+
+def plant_tokenizer_payload(model_dir: Path, marker: Path) -> None:
+    """Point the saved tokenizer's ``auto_map`` at a Python file of the directory's own that creates ``marker``."""
+    folder = model_dir / "tokenizer" / "pretrained"
+    (folder / "evil.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\n"
+        "from transformers import PreTrainedTokenizerFast\n"
+        "class EvilTokenizer(PreTrainedTokenizerFast):\n    pass\n"
+    )
+    cfg_file = folder / "tokenizer_config.json"
+    cfg = json.loads(cfg_file.read_text())
+    cfg["auto_map"] = {"AutoTokenizer": ["evil.EvilTokenizer", "evil.EvilTokenizer"]}
+    cfg["tokenizer_class"] = "EvilTokenizer"
+    cfg_file.write_text(json.dumps(cfg))
+
+
+def test_a_tokenizer_with_its_own_code_never_runs_it_whatever_stdin_answers(tmp_path):
+    """transformers asks "Do you wish to run the custom code? [y/N]" when ``trust_remote_code`` is not
+    passed; answering y ran the directory's code. No prompt may appear and nothing may run."""
+    import subprocess
+    import sys
+
+    model_dir, marker = pretrained_tokenizer_model_dir(tmp_path / "model"), tmp_path / "pwned"
+    TextVAE.from_pretrained(model_dir)  # loads while its tokenizer is plain
+    plant_tokenizer_payload(model_dir, marker)
+    cmd = [sys.executable, "-m", "textvae", "sample", str(model_dir), "--num", "1"]
+    proc = subprocess.run(cmd, input="y\ny\n", capture_output=True, text=True, timeout=120)
+    assert not marker.exists(), "the model directory's code ran"
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "[y/N]" not in proc.stdout + proc.stderr
+    assert "own" in proc.stderr and "trust_remote_code" in proc.stderr
+    # The payload is real: with the caller's explicit consent it does run (so the test above can fail).
+    TextVAE.from_pretrained(model_dir, trust_remote_code=True)
+    assert marker.exists()

@@ -180,8 +180,11 @@ class TextTokenizer:
         (d / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
     @classmethod
-    def load(cls, directory: str | Path) -> TextTokenizer:
-        """Load a tokenizer written by :meth:`save`; :class:`ModelDirError` if files are missing or damaged."""
+    def load(cls, directory: str | Path, trust_remote_code: bool = False) -> TextTokenizer:
+        """Load a tokenizer written by :meth:`save`; :class:`ModelDirError` if files are missing or damaged.
+
+        ``trust_remote_code`` comes from the caller, never from the directory: a pretrained tokenizer whose
+        files point (``auto_map``) at Python code of their own is refused unless it is True."""
         d = Path(directory)
         cfg_path = d / CONFIG_FILE
         if not cfg_path.is_file():
@@ -195,9 +198,11 @@ class TextTokenizer:
         if kind not in KINDS:
             raise ModelDirError(f"{cfg_path} names an unknown tokenizer kind {kind!r}; retrain the model")
         try:
-            backend = _load_backend(kind, d)
+            backend = _load_backend(kind, d, trust_remote_code)
         except FileNotFoundError as e:
             raise ModelDirError(f"{d} is missing tokenizer file {e}; restore it or retrain") from None
+        except RemoteCodeRefused as e:
+            raise ModelDirError(str(e)) from None
         except Exception as e:  # each backend has its own parse errors; all mean a damaged file
             raise ModelDirError(f"tokenizer files in {d} are damaged ({type(e).__name__}); retrain") from None
         tok = cls(kind, backend, *ids)
@@ -206,7 +211,27 @@ class TextTokenizer:
         return tok
 
 
-def _load_backend(kind: str, d: Path) -> Any:
+class RemoteCodeRefused(Exception):
+    """A 🤗 tokenizer that needs its own Python code, loaded without ``trust_remote_code``."""
+
+
+def _auto_tokenizer(source: str, trust_remote_code: bool) -> Any:
+    """``AutoTokenizer.from_pretrained`` with ``trust_remote_code`` always passed explicitly: left at None,
+    transformers would ask on stdin whether to run the folder's code, and a "y" would run it."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except ValueError as e:
+        if not trust_remote_code and "trust_remote_code" in str(e):
+            raise RemoteCodeRefused(
+                f"the tokenizer in {source} ships Python code of its own (auto_map); it was not run. Load it "
+                "with trust_remote_code=True only if you trust its source"
+            ) from None
+        raise
+
+
+def _load_backend(kind: str, d: Path, trust_remote_code: bool = False) -> Any:
     if kind in ("word", "bpe"):
         from tokenizers import Tokenizer
 
@@ -221,12 +246,10 @@ def _load_backend(kind: str, d: Path) -> Any:
         if not path.is_file():
             raise FileNotFoundError(path.name)
         return spm.SentencePieceProcessor(model_proto=path.read_bytes())
-    from transformers import AutoTokenizer
-
     path = d / _PRETRAINED_DIR
     if not path.is_dir():
         raise FileNotFoundError(path.name + "/")
-    return AutoTokenizer.from_pretrained(str(path))
+    return _auto_tokenizer(str(path), trust_remote_code)
 
 
 # -- training --------------------------------------------------------------------------------------------
@@ -361,10 +384,10 @@ def _pretrained(cfg: DataConfig) -> TextTokenizer:
     name = cfg.pretrained_tokenizer
     if not name:
         raise DataError("data.tokenizer=pretrained needs data.pretrained_tokenizer (a local tokenizer folder)")
-    from transformers import AutoTokenizer
-
     try:
-        hf = AutoTokenizer.from_pretrained(name)
+        hf = _auto_tokenizer(name, trust_remote_code=False)
+    except RemoteCodeRefused as e:
+        raise DataError(f"data.pretrained_tokenizer: {e}") from None
     except Exception as e:  # missing folder, offline hub, unreadable files: the user's to fix
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise DataError(f"could not load tokenizer '{name}' ({reason}); give a local tokenizer folder") from None

@@ -129,7 +129,7 @@ def load_model_dir(
     cfg.model.trust_remote_code = trust_remote_code
     tokenizer = None
     if (d / TOKENIZER_SUBDIR).is_dir():
-        tokenizer = TextTokenizer.load(d / TOKENIZER_SUBDIR)
+        tokenizer = TextTokenizer.load(d / TOKENIZER_SUBDIR, trust_remote_code)
         _check_tokenizer(d, info, tokenizer, cfg.model)
     weights = d / WEIGHTS_NAME
     if not weights.is_file():
@@ -202,7 +202,7 @@ def _load_encoder_tokenizer(d: Path, info: dict[str, Any], cfg: Config) -> Any:
     sub = d / ENCODER_TOKENIZER_SUBDIR
     if not sub.is_dir():
         raise ModelDirError(f"{d} has no {ENCODER_TOKENIZER_SUBDIR}/ for its encoder; the checkpoint is incomplete")
-    tok = TextTokenizer.load(sub)
+    tok = TextTokenizer.load(sub, cfg.model.trust_remote_code)
     recorded = (info.get("encoder_tokenizer") or {}).get("fingerprint")
     if recorded and recorded != tok.fingerprint():
         raise ModelDirError(f"{sub}: the encoder's tokenizer differs from the one it was trained with")
