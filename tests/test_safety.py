@@ -15,7 +15,7 @@ import torch
 import textvae
 from textvae.config import Config, DataConfig, ModelConfig
 from textvae.data.tokenizer import train_tokenizer
-from textvae.errors import ModelDirError, TextVAEError
+from textvae.errors import DiskFullError, ModelDirError, TextVAEError
 from textvae.fileio import sha256_file
 from textvae.model import persistence
 from textvae.model.persistence import read_config
@@ -70,9 +70,10 @@ def test_disk_full_while_writing_a_checkpoint_keeps_the_previous_one(run, monkey
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(persistence, "save_model", disk_full)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(DiskFullError, match="no space left on device .* the previous checkpoint .* is intact"):
         save_checkpoint(newer, last, {"train": read_config(last)["train"]}, state)
     monkeypatch.undo()
+    assert not (run / "last.tmp").exists()  # the half-written checkpoint was removed
     assert find_checkpoint(run) == last
     assert tensors_equal(TextVAE.from_pretrained(last), before)
     assert load_trainer_state(last)["counters"]["step"] == 5

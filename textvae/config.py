@@ -130,6 +130,9 @@ class TrainConfig:
     checkpoint_every: int | None = None  # steps between resumable checkpoints (default: eval_every)
     on_nonfinite: str = "skip"  # skip: drop the update (NaN/inf loss or gradient) | stop: end the run
     max_skipped_steps: int = 100  # skip mode gives up after this many skipped updates
+    # ... or once this share of the updates so far was skipped (checked from step 20): a run that skips most
+    # of its updates has diverged, whatever its absolute count.
+    max_skipped_fraction: float = 0.1
     eval_max_sentences: int | None = None  # cap on validation sentences per evaluation
     log_every: int = 20
     early_stopping_patience: int | None = None  # evaluations without improvement before stopping

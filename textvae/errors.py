@@ -22,3 +22,7 @@ class DataError(TextVAEError):
 
 class ModelDirError(TextVAEError):
     """A path that is not a saved textvae model directory, or one that is damaged."""
+
+
+class DiskFullError(TextVAEError):
+    """The file system had no room for a checkpoint or a record; what was written before is intact."""

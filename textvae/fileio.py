@@ -6,8 +6,10 @@ old file or the complete new one, never a half-written file.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import shutil
 from pathlib import Path
 
 
@@ -38,3 +40,28 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+#: ``errno`` values that mean "no room to write": a full disk, an exhausted quota, a file-size limit.
+_NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def is_disk_full(error: BaseException, path: str | Path | None = None) -> bool:
+    """Whether ``error``, raised while writing (near) ``path``, means the file system had no room left.
+
+    ``OSError`` carries an errno; safetensors says "os error 28"; torch's zip writer only says "unexpected
+    pos", so for its ``RuntimeError`` the free space of ``path``'s file system decides (under 1 MiB)."""
+    if isinstance(error, OSError) and error.errno in _NO_SPACE_ERRNOS:
+        return True
+    text = str(error)
+    if "No space left on device" in text or "os error 28" in text or "Disk quota exceeded" in text:
+        return True
+    if isinstance(error, RuntimeError) and "inline_container" in text and path is not None:
+        probe = Path(path)
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        try:
+            return shutil.disk_usage(probe).free < 1 << 20
+        except OSError:
+            return False
+    return False

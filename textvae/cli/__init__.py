@@ -4,7 +4,10 @@ config objects and calls the library; user errors become a one-line message and 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import warnings
 from collections.abc import Sequence
 
 from textvae import __version__
@@ -31,14 +34,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM, turned into an exception so that ``finally`` blocks run and the exit status is 143."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run one command. Exit status: 0 success, 2 a user error (one line on stderr), 130 / 143 after
+    SIGINT / SIGTERM (the shell's 128 + signal); a further signal while exiting cannot change that."""
+    previous = None
+    with contextlib.suppress(ValueError):  # only the main thread may set handlers; elsewhere the caller's stay
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    name = "textvae"
+    format_warning, warnings.formatwarning = warnings.formatwarning, _one_line_warning
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        name = f"textvae {args.command}"
         return int(args.func(args) or 0)
     except TextVAEError as e:
-        print(f"textvae {args.command}: error: {e}", file=sys.stderr)
+        print(f"{name}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"textvae {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return _signalled(name, signal.SIGINT, "interrupted")
+    except Terminated:
+        return _signalled(name, signal.SIGTERM, "terminated (SIGTERM)")
+    finally:
+        warnings.formatwarning = format_warning
+        if previous is not None and signal.getsignal(signal.SIGTERM) is _raise_terminated:
+            signal.signal(signal.SIGTERM, previous)  # called in-process (tests, notebooks): leave no trace
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"textvae: warning: {message}\n"
+
+
+def _signalled(name: str, sig: signal.Signals, what: str) -> int:
+    # Ignore the next Ctrl-C/SIGTERM: raised while exiting, it would escape main and make Python die by the
+    # signal itself (exit status -2 / -15) instead of returning 130 / 143.
+    for s in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError):
+            signal.signal(s, signal.SIG_IGN)
+    print(f"{name}: {what}", file=sys.stderr)
+    return 128 + int(sig)

@@ -33,7 +33,7 @@ def run_train(args: argparse.Namespace) -> int:
     result = trainer.fit()
     if trainer.interrupted:
         return _interrupted_exit(trainer.interrupted)
-    _print_summary(trainer.run_dir, result)
+    _print_summary(trainer, result)
     return 0
 
 
@@ -55,7 +55,7 @@ def run_demo(args: argparse.Namespace) -> int:
     result = trainer.fit()
     if trainer.interrupted:
         return _interrupted_exit(trainer.interrupted)
-    _print_summary(trainer.run_dir, result)
+    _print_summary(trainer, result)
     print()
     showcase(trainer.run_dir, trainer.data.valid.texts(5))
     return 0
@@ -71,10 +71,17 @@ def _free_dir(base: Path) -> Path:
     return base.with_name(f"{base.name}-{i}")
 
 
-def _print_summary(run_dir: Path, result: dict) -> None:
+def _print_summary(trainer, result: dict) -> None:
+    """What the run produced, and only that: a best/ that was never written is not announced."""
+    run_dir, skipped = trainer.run_dir, trainer.state.skipped_steps
     if result:
         print(
             f"done: step {result['step']}, validation -ELBO {result['neg_elbo']:.2f} nats/sentence "
             f"(rec {result['rec']:.2f}, KL {result['kl']:.2f}), active units {result['au']}"
         )
-    print(f"model saved in {run_dir}/best (load it with TextVAE.from_pretrained('{run_dir}'))")
+    if skipped:
+        print(f"{skipped} of {trainer.state.step} updates were skipped (non-finite loss or gradient)")
+    if (run_dir / "best").is_dir():
+        print(f"model saved in {run_dir}/best (load it with TextVAE.from_pretrained('{run_dir}'))")
+    else:
+        print(f"no model was saved in {run_dir}/best: no validation ran")

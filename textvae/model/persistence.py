@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -131,11 +132,18 @@ def load_model_dir(
     if (d / TOKENIZER_SUBDIR).is_dir():
         tokenizer = TextTokenizer.load(d / TOKENIZER_SUBDIR, trust_remote_code)
         _check_tokenizer(d, info, tokenizer, cfg.model)
+    elif info.get("tokenizer"):  # saved with one: a model that cannot turn text into ids is incomplete
+        raise ModelDirError(
+            f"{d} has no {TOKENIZER_SUBDIR}/ folder although it was saved with a {info['tokenizer'].get('kind')} "
+            "tokenizer; copy it back from the original model directory or retrain"
+        )
     weights = d / WEIGHTS_NAME
     if not weights.is_file():
         raise ModelDirError(f"{d} has no {WEIGHTS_NAME}; the checkpoint is incomplete")
     recorded = info.get("weights_sha256")
-    if recorded and sha256_file(weights) != recorded:
+    if not recorded:
+        warn_unverified(weights)
+    elif sha256_file(weights) != recorded:
         raise ModelDirError(f"{weights} is damaged (checksum mismatch); restore it from a backup or retrain")
     encoder_tokenizer = _load_encoder_tokenizer(d, info, cfg)
     model = TextVAE(cfg.model, tokenizer, cfg.data, backbone_configs=_load_backbone_configs(d, cfg.model))
@@ -151,6 +159,16 @@ def load_model_dir(
             f"{sorted(unexpected)[:3]}); the directory mixes files from different models"
         )
     return model.to(device).eval()
+
+
+def warn_unverified(path: Path) -> None:
+    """Loading a file whose checksum is not recorded: say so, since damage can then go unnoticed."""
+    warnings.warn(
+        f"{path.parent / CONFIG_NAME} records no checksum for {path.name}; its integrity cannot be checked "
+        "(an entry removed by hand, or a directory written by another tool)",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 def _check_tokenizer(d: Path, info: dict[str, Any], tokenizer: Any, model_cfg: ModelConfig) -> None:

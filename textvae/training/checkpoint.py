@@ -13,10 +13,11 @@ from typing import Any
 
 import torch
 
-from textvae.errors import ModelDirError
-from textvae.fileio import fsync_path, sha256_file
-from textvae.model.persistence import CONFIG_NAME, read_config
+from textvae.errors import DiskFullError, ModelDirError
+from textvae.fileio import fsync_path, is_disk_full, sha256_file
+from textvae.model.persistence import CONFIG_NAME, read_config, warn_unverified
 from textvae.model.vae import TextVAE
+from textvae.training.faults import fault_point
 
 STATE_NAME = "trainer_state.pt"
 
@@ -29,20 +30,33 @@ def save_checkpoint(
     tmp = directory.with_name(directory.name + ".tmp")
     old = directory.with_name(directory.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    extra = dict(extra)
-    if trainer_state is not None:
-        torch.save(trainer_state, tmp / STATE_NAME)
-        fsync_path(tmp / STATE_NAME)
-        extra["trainer_state_sha256"] = sha256_file(tmp / STATE_NAME)
-    model.save_pretrained(tmp, extra)
-    fsync_path(tmp)
+    try:
+        tmp.mkdir(parents=True)
+        fault_point("checkpoint:started")
+        extra = dict(extra)
+        if trainer_state is not None:
+            torch.save(trainer_state, tmp / STATE_NAME)
+            fsync_path(tmp / STATE_NAME)
+            extra["trainer_state_sha256"] = sha256_file(tmp / STATE_NAME)
+        fault_point("checkpoint:state-written")
+        model.save_pretrained(tmp, extra)
+        fsync_path(tmp)
+        fault_point("checkpoint:written")
+    except BaseException as e:
+        full = is_disk_full(e, tmp)
+        shutil.rmtree(tmp, ignore_errors=True)  # a half-written checkpoint is of no use to anyone
+        if full:
+            kept = f"the previous checkpoint in {directory} is intact" if directory.exists() else "nothing was saved"
+            raise DiskFullError(f"no space left on device while saving {directory}; {kept}") from None
+        raise
     # Swap: the previous checkpoint stays complete under ``.old`` until the new one is in place.
     if directory.exists():
         shutil.rmtree(old, ignore_errors=True)
         directory.rename(old)
+        fault_point("checkpoint:old-moved")
     tmp.rename(directory)
     fsync_path(directory.parent)
+    fault_point("checkpoint:swapped")
     shutil.rmtree(old, ignore_errors=True)
     return directory
 
@@ -56,6 +70,11 @@ def find_checkpoint(path: str | Path) -> Path:
     for cand in (p, p / "last", p / "last.old", p.with_name(p.name + ".old")):
         if (cand / STATE_NAME).is_file() and (cand / CONFIG_NAME).is_file():
             return cand
+    if (p / "metrics.jsonl").is_file() or (p / "last.tmp").exists():
+        raise ModelDirError(
+            f"nothing to resume in {p}: its run stopped before its first checkpoint; start it again with "
+            f"train.output_dir={p}"
+        )
     raise ModelDirError(f"nothing to resume in {p}: no {STATE_NAME} found (pass the run directory)")
 
 
@@ -63,7 +82,9 @@ def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
     """Read ``trainer_state.pt`` with ``weights_only=True`` (no code runs while loading), after checking
     it against the checksum recorded in the checkpoint's config.json."""
     recorded = read_config(checkpoint).get("trainer_state_sha256")
-    if recorded and sha256_file(checkpoint / STATE_NAME) != recorded:
+    if not recorded:
+        warn_unverified(checkpoint / STATE_NAME)
+    elif sha256_file(checkpoint / STATE_NAME) != recorded:
         raise ModelDirError(f"{checkpoint / STATE_NAME} is damaged (checksum mismatch); cannot resume from it")
     try:
         return torch.load(checkpoint / STATE_NAME, map_location="cpu", weights_only=True)

@@ -11,6 +11,7 @@ import copy
 import dataclasses
 import json
 import math
+import os
 import random
 import time
 from collections.abc import Callable
@@ -25,8 +26,9 @@ from tqdm.auto import tqdm
 from textvae.config import Config
 from textvae.data.batching import batch_indices
 from textvae.data.dataset import TokenizedCorpus, prepare_corpus
-from textvae.errors import ConfigError, TextVAEError
+from textvae.errors import ConfigError, DiskFullError, TextVAEError
 from textvae.evaluation.metrics import elbo_stats
+from textvae.fileio import is_disk_full
 from textvae.model.vae import TextVAE
 from textvae.training.checkpoint import (
     find_checkpoint,
@@ -45,6 +47,7 @@ from textvae.training.distributed import (
     shard,
 )
 from textvae.training.precision import autocast, autocast_dtype
+from textvae.training.rundir import RunLock, clear_incomplete_run, has_checkpoint, holds_a_run
 from textvae.training.schedules import beta_at, lr_at
 from textvae.training.signals import stop_on_signals
 
@@ -91,19 +94,31 @@ class Trainer:
         self.checkpoint: Path | None = None
         self.interrupted: str | None = None  # "SIGINT" / "SIGTERM" once a stop was requested
         tc = self.config.train
+        if tc.max_steps < 1 or tc.batch_size < 1 or tc.eval_every < 1 or tc.log_every < 1:
+            raise ConfigError("train.max_steps, batch_size, eval_every and log_every must be >= 1")
         if tc.resume:
-            self.checkpoint = find_checkpoint(tc.resume)
-            self.run_dir = self.checkpoint.parent
+            self.run_dir = find_checkpoint(tc.resume).parent
         else:
             self.run_dir = Path(tc.output_dir)
-            if (self.run_dir / "last").exists() or (self.run_dir / "metrics.jsonl").exists():
+        # One process owns a run directory: the check below and everything written later happen under
+        # the lock, so two runs started together cannot both pass it (rank 0 holds it for all ranks).
+        self._lock = RunLock(self.run_dir, "train.resume" if tc.resume else "train.output_dir")
+        if self.dist.is_main:
+            self._lock.acquire(self.log)
+        try:
+            if tc.resume:
+                self.checkpoint = find_checkpoint(tc.resume)  # again: it may have changed before the lock
+            elif holds_a_run(self.run_dir):
                 raise TextVAEError(
                     f"{self.run_dir} already holds a run; continue it with train.resume={self.run_dir} "
                     "or choose a new train.output_dir"
                 )
-        if tc.max_steps < 1 or tc.batch_size < 1 or tc.eval_every < 1 or tc.log_every < 1:
-            raise ConfigError("train.max_steps, batch_size, eval_every and log_every must be >= 1")
-        barrier(self.dist)  # every rank has checked the run directory before rank 0 writes into it
+            elif self.dist.is_main:
+                clear_incomplete_run(self.run_dir, self.log)
+            barrier(self.dist)  # every rank has checked the run directory before rank 0 writes into it
+        except BaseException:
+            self._lock.release()
+            raise
 
     # -- setup -------------------------------------------------------------------------------------
     def _setup(self) -> None:
@@ -172,8 +187,11 @@ class Trainer:
         if metrics.exists() and self.dist.is_main:
             keep = [ln for ln in metrics.read_text(encoding="utf-8").splitlines() if _step_of(ln) <= self.state.step]
             tmp = metrics.with_suffix(".jsonl.tmp")
-            tmp.write_text("".join(k + "\n" for k in keep), encoding="utf-8")
-            tmp.replace(metrics)
+            try:
+                tmp.write_text("".join(k + "\n" for k in keep), encoding="utf-8")
+                tmp.replace(metrics)
+            finally:
+                tmp.unlink(missing_ok=True)  # after a failed write (full disk): metrics.jsonl is untouched
         self.log(f"resumed from {self.checkpoint} at step {self.state.step}")
 
     # -- loop --------------------------------------------------------------------------------------
@@ -181,16 +199,34 @@ class Trainer:
         """Train until ``train.max_steps`` (or early stopping). ``stop_at`` ends the run after that many
         steps as an interruption would, leaving a resumable checkpoint. SIGINT/SIGTERM do the same after
         the current step (``self.interrupted`` then names the signal). Returns the last validation figures."""
-        self._setup()
         try:
+            self._setup()
             with stop_on_signals(self):
                 result = self._loop(stop_at)
             # Ranks tear the process group down together: one that destroys it while its peer is still in a
             # collective can be aborted by gloo (seen once in CI). Only on success: a failed rank never comes.
             barrier(self.dist)
             return result
+        except (OSError, RuntimeError, DiskFullError) as e:
+            if not isinstance(e, DiskFullError) and not is_disk_full(e, self.run_dir):
+                raise
+            raise DiskFullError(self._disk_full_message(e)) from None
         finally:
             cleanup(self.dist)
+            self._lock.release()
+
+    def _disk_full_message(self, error: BaseException) -> str:
+        if isinstance(error, DiskFullError):
+            what = str(error)
+        else:
+            where = getattr(error, "filename", None) or self.run_dir
+            what = f"no space left on device while writing {where}"
+        then = (
+            f"continue with train.resume={self.run_dir}"
+            if has_checkpoint(self.run_dir)
+            else f"start again with train.output_dir={self.run_dir}"
+        )
+        return f"{what}; free some space, then {then}"
 
     def _loop(self, stop_at: int | None) -> dict[str, Any]:
         cfg, tc, st = self.config, self.config.train, self.state
@@ -327,11 +363,19 @@ class Trainer:
         msg = f"non-finite {what} at step {step + 1}"
         if self.config.train.on_nonfinite == "stop":
             raise TextVAEError(f"{msg}; stopping ({where}); lower train.lr or set train.on_nonfinite=skip")
-        self.state.skipped_steps += 1
-        self.log(f"{msg}: update skipped ({self.state.skipped_steps} so far)")
-        if self.state.skipped_steps > self.config.train.max_skipped_steps:
+        tc, skipped = self.config.train, self.state.skipped_steps + 1
+        self.state.skipped_steps = skipped
+        self.log(f"{msg}: update skipped ({skipped} so far)")
+        if skipped > tc.max_skipped_steps:
             raise TextVAEError(
-                f"{msg}: more than {self.config.train.max_skipped_steps} updates skipped; stopping ({where}); "
+                f"{msg}: more than {tc.max_skipped_steps} updates skipped; stopping ({where}); lower train.lr"
+            )
+        done = step + 1
+        if done >= _MIN_STEPS_FOR_FRACTION and skipped > tc.max_skipped_fraction * done:
+            kept = f"{last} holds the last checkpoint, maybe already affected" if last.exists() else where
+            raise TextVAEError(
+                f"{skipped} of the {done} updates so far were skipped (non-finite loss or gradient; "
+                f"train.max_skipped_fraction={tc.max_skipped_fraction}): the run has diverged; stopping ({kept}); "
                 "lower train.lr"
             )
 
@@ -363,6 +407,15 @@ class Trainer:
         stats = elbo_stats(self.model, batches, seed=tc.seed, au_threshold=tc.au_threshold)
         record = {"split": "valid", "step": st.step, "beta": beta_at(max(st.step - 1, 0), tc), **stats}
         self._append_metrics(record)
+        if not math.isfinite(stats["neg_elbo"]):
+            # A model whose validation loss overflows is broken even if its weights are finite: it must not
+            # become last/ (nor, by comparison with inf, best/), and the run must not end as a success.
+            last = self.run_dir / "last"
+            where = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written"
+            raise TextVAEError(
+                f"validation -ELBO is not finite at step {st.step}: the model has diverged; stopping ({where}); "
+                "lower train.lr"
+            )
         self.log(
             f"step {st.step}: valid -ELBO {stats['neg_elbo']:.2f} rec {stats['rec']:.2f} "
             f"KL {stats['kl']:.2f} AU {stats['au']}/{m.latent_size if m.use_latent else 0}"
@@ -394,10 +447,23 @@ class Trainer:
         return {"train": dataclasses.asdict(self.config.train)}
 
     def _append_metrics(self, record: dict[str, Any]) -> None:
+        """Append one record as a line of strict JSON (a non-finite number is written as null). A write
+        that fails half-way (full disk) is undone, so the file never ends in a partial line."""
         if not self.dist.is_main:
             return
-        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        data = (json.dumps(_json_safe(record), allow_nan=False) + "\n").encode("utf-8")
+        fd = os.open(self.run_dir / "metrics.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            start = os.fstat(fd).st_size
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            except OSError:
+                os.ftruncate(fd, start)
+                raise
+        finally:
+            os.close(fd)
 
 
 def _accumulate(sums: dict[str, float], out: dict[str, float]) -> None:
@@ -408,6 +474,21 @@ def _accumulate(sums: dict[str, float], out: dict[str, float]) -> None:
     sums["n"] = sums.get("n", 0) + out["sentences"]
     sums["tokens"] = sums.get("tokens", 0) + out["tokens"]
     sums["rec_sum"] = sums.get("rec_sum", 0.0) + out["rec"] * out["sentences"]
+
+
+#: The skipped share of updates is judged from this many steps on (one bad first step is not a trend).
+_MIN_STEPS_FOR_FRACTION = 20
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with NaN/inf floats replaced by None: ``json.dumps`` would write ``NaN``, which is not JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def _step_of(line: str) -> int:
