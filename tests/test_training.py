@@ -85,7 +85,7 @@ def test_resume_equals_uninterrupted_run(tmp_path, mmd_weight):
 def test_resume_with_a_different_model_is_refused(tmp_path):
     run = tmp_path / "run"
     Trainer(tiny_config(run), log=lambda s: None).fit(stop_at=3)
-    with pytest.raises(TextVAEError, match="model.hidden_size differs"):
+    with pytest.raises(TextVAEError, match=r"differs from the run.s own .* in model.hidden_size \(run: 24, now: 8\)"):
         Trainer(tiny_config(run, **{"train.resume": str(run), "model.hidden_size": 8}), log=lambda s: None).fit()
 
 

@@ -11,7 +11,10 @@ from textvae.presets import demo_config
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model from a YAML config", description="Train a sentence VAE.")
-    p.add_argument("config", help="YAML config file (see configs/)")
+    p.add_argument(
+        "config",
+        help="YAML config file (see configs/); to continue a run, train.resume=RUN_DIR alone reads the run's own config",
+    )
     p.add_argument("overrides", nargs="*", help="section.key=value overrides, e.g. train.max_steps=500")
     p.set_defaults(func=run_train)
 
@@ -28,13 +31,32 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from textvae.training.trainer import Trainer
 
-    cfg = Config.from_yaml(args.config).apply_overrides(args.overrides)
+    cfg = _requested_config(args.config, args.overrides)
     trainer = Trainer(cfg)
     result = trainer.fit()
     if trainer.interrupted:
         return _interrupted_exit(trainer.interrupted)
     _print_summary(trainer, result)
     return 0
+
+
+def _requested_config(config: str, overrides: list[str]) -> Config:
+    """``CONFIG key=value...``, or ``train.resume=RUN key=value...``: the run's own ``config.yaml`` as base."""
+    if "=" not in config or Path(config).is_file():
+        return Config.from_yaml(config).apply_overrides(overrides)
+    from textvae.errors import ConfigError
+    from textvae.training.checkpoint import find_checkpoint
+
+    overrides = [config, *overrides]
+    resume = next((o.partition("=")[2] for o in overrides if o.startswith("train.resume=")), "")
+    if not resume.strip():
+        raise ConfigError(
+            f"{config!r} is not a config file; give a YAML config, or train.resume=RUN_DIR to continue a run"
+        )
+    run_config = find_checkpoint(resume).parent / "config.yaml"
+    if not run_config.is_file():
+        raise ConfigError(f"{run_config} not found; give the YAML config the run was started with")
+    return Config.from_yaml(run_config).apply_overrides(overrides)
 
 
 def _interrupted_exit(signal_name: str) -> int:

@@ -47,6 +47,7 @@ from textvae.training.distributed import (
     shard,
 )
 from textvae.training.precision import autocast, autocast_dtype
+from textvae.training.runconfig import resume_config, with_absolute_paths
 from textvae.training.rundir import RunLock, clear_incomplete_run, has_checkpoint, holds_a_run
 from textvae.training.schedules import beta_at, lr_at
 from textvae.training.signals import stop_on_signals
@@ -108,6 +109,7 @@ class Trainer:
         try:
             if tc.resume:
                 self.checkpoint = find_checkpoint(tc.resume)  # again: it may have changed before the lock
+                self.config = resume_config(self.config, self.run_dir)  # its own data and model, or refuse
             elif holds_a_run(self.run_dir):
                 raise TextVAEError(
                     f"{self.run_dir} already holds a run; continue it with train.resume={self.run_dir} "
@@ -174,7 +176,7 @@ class Trainer:
             self._restore(resumed)
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            cfg.to_yaml(self.run_dir / "config.yaml")
+            with_absolute_paths(cfg).to_yaml(self.run_dir / "config.yaml")  # resumable from any directory
 
     def _restore(self, loaded: TextVAE) -> None:
         self.model.load_state_dict(loaded.state_dict())

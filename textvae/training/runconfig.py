@@ -1,0 +1,93 @@
+"""The config a run records, and what a resume may change of it.
+
+A run saves its resolved config as ``RUN/config.yaml`` with local paths made absolute, so a resume from
+another working directory finds the same files. A resume trains on the run's own data and model: a
+requested config that differs there is refused with the differences named (training on another split
+would silently replace ``best/`` with a model scored on different data); the ``train`` section is the
+caller's (more steps, another learning rate).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from textvae.config import Config
+from textvae.errors import ConfigError
+
+CONFIG_FILE = "config.yaml"
+
+#: Config values that are local paths when they name an existing file or folder.
+PATH_KEYS = (
+    ("data", "train"),
+    ("data", "valid"),
+    ("data", "pretrained_tokenizer"),
+    ("data", "encoder_tokenizer"),
+    ("model", "encoder_pretrained"),
+    ("model", "decoder_pretrained"),
+)
+
+#: Model keys the trainer fills in (from the tokenizer and labels) or that come from the caller only.
+DERIVED_MODEL_KEYS = frozenset(
+    {"vocab_size", "pad_id", "bos_id", "eos_id", "unk_id", "num_labels", "trust_remote_code"}
+)
+
+
+def with_absolute_paths(cfg: Config) -> Config:
+    """A copy of ``cfg`` whose local paths (those that exist) are absolute; names, ids and ``synthetic`` stay."""
+    out = copy.deepcopy(cfg)
+    for section, key in PATH_KEYS:
+        value = getattr(getattr(out, section), key)
+        if value and value != "synthetic" and Path(value).exists():
+            setattr(getattr(out, section), key, str(Path(value).resolve()))
+    return out
+
+
+def _same(section: str, key: str, saved: Any, asked: Any) -> bool:
+    if saved == asked:
+        return True
+    if (section, key) in PATH_KEYS and isinstance(saved, str) and isinstance(asked, str):
+        if Path(asked).exists():
+            return Path(asked).resolve() == Path(saved).resolve()
+        # The relative path the run was started with, typed from another directory: the same setting.
+        return not Path(asked).is_absolute() and Path(saved).as_posix().endswith("/" + Path(asked).as_posix())
+    return False
+
+
+def differences(saved: Config, asked: Config) -> list[str]:
+    """``section.key (run: A, now: B)`` for each data / model setting in which ``asked`` differs from ``saved``."""
+    out = []
+    for section in ("data", "model"):
+        old, new = dataclasses.asdict(getattr(saved, section)), dataclasses.asdict(getattr(asked, section))
+        for key, value in old.items():
+            if section == "model" and key in DERIVED_MODEL_KEYS:
+                continue
+            if not _same(section, key, value, new.get(key)):
+                out.append(f"{section}.{key} (run: {value!r}, now: {new.get(key)!r})")
+    return out
+
+
+def resume_config(asked: Config, run_dir: Path) -> Config:
+    """The config to resume ``run_dir`` with: its saved data and model sections, ``asked``'s train section.
+
+    Raises :class:`ConfigError` naming each data / model setting of ``asked`` that differs from the run's."""
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():  # a run from before config.yaml was written: nothing to compare against
+        return asked
+    saved = Config.from_yaml(path)
+    diff = differences(saved, asked)
+    if diff:
+        shown = "; ".join(diff[:4]) + (f"; and {len(diff) - 4} more" if len(diff) > 4 else "")
+        raise ConfigError(
+            f"train.resume: the config differs from the run's own ({path}) in {shown}. A resume trains the "
+            f"same model on the same data: drop those settings (or resume with `textvae train "
+            f"train.resume={run_dir}`, which reads the run's config), or start a new run"
+        )
+    out = copy.deepcopy(asked)
+    out.data = saved.data
+    trust = asked.model.trust_remote_code  # the caller's decision, never the saved file's
+    out.model = saved.model
+    out.model.trust_remote_code = trust
+    return out
