@@ -138,6 +138,9 @@ class TrainConfig:
     early_stopping_patience: int | None = None  # evaluations without improvement before stopping
     seed: int = 0
     resume: str | None = None  # a run directory (or its last/ checkpoint) to continue
+    # A trained model (directory, run directory or Hub id) to start from: its weights, tokenizer, architecture
+    # and text preparation; the data, the objective's knobs and training come from this config (fine-tuning).
+    init_from: str | None = None
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     # Training matmuls in bfloat16 (autocast): auto = where the hardware does it natively (CUDA with bf16,
     # CPUs with AVX512-BF16 or AMX); elsewhere bf16 is emulated and slower than float32. Validation is float32.

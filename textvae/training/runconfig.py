@@ -1,4 +1,4 @@
-"""The config a run records, and what a resume may change of it.
+"""The config a run records, what a resume may change of it, and what a fine-tuned model keeps.
 
 A run saves its resolved config as ``RUN/config.yaml`` with local paths made absolute, so a resume from
 another working directory finds the same files. A resume trains on the run's own data and model: a
@@ -90,4 +90,38 @@ def resume_config(asked: Config, run_dir: Path) -> Config:
     trust = asked.model.trust_remote_code  # the caller's decision, never the saved file's
     out.model = saved.model
     out.model.trust_remote_code = trust
+    return out
+
+
+#: Model settings a fine-tuning run takes from its own config: regularisation and the objective's knobs,
+#: which change how the weights are trained, not their shapes. Everything else comes from the model.
+FINE_TUNE_MODEL_KEYS = frozenset(
+    {
+        "dropout",
+        "word_dropout",
+        "free_bits",
+        "free_bits_mode",
+        "mmd_weight",
+        "freeze_encoder_steps",
+        "trust_remote_code",
+    }
+)
+
+#: Data settings that shape the ids a model reads: a fine-tuning corpus is prepared as the model's was.
+MODEL_DATA_KEYS = frozenset(
+    {"lowercase", "word_tokenizer", "max_tokens", "tokenizer", "vocab_size", "min_frequency", "pretrained_tokenizer",
+     "encoder_tokenizer"}
+)  # fmt: skip
+
+
+def fine_tune_config(asked: Config, model_config: Any, model_data: Any) -> Config:
+    """The config of a run that starts from a trained model (``train.init_from``): the model's architecture
+    and text preparation, the asked corpus, objective knobs (:data:`FINE_TUNE_MODEL_KEYS`) and training."""
+    out = copy.deepcopy(asked)
+    model = copy.deepcopy(model_config)
+    for key in FINE_TUNE_MODEL_KEYS:
+        setattr(model, key, getattr(asked.model, key))
+    out.model = model
+    for key in MODEL_DATA_KEYS:
+        setattr(out.data, key, getattr(model_data, key))
     return out

@@ -47,7 +47,7 @@ from textvae.training.distributed import (
     shard,
 )
 from textvae.training.precision import autocast, autocast_dtype
-from textvae.training.runconfig import resume_config, with_absolute_paths
+from textvae.training.runconfig import fine_tune_config, resume_config, with_absolute_paths
 from textvae.training.rundir import RunLock, clear_incomplete_run, has_checkpoint, holds_a_run
 from textvae.training.schedules import beta_at, lr_at
 from textvae.training.signals import stop_on_signals
@@ -127,14 +127,21 @@ class Trainer:
         cfg, tc = self.config, self.config.train
         torch.manual_seed(tc.seed)
         random.seed(tc.seed)
-        tokenizer = label_names = resumed = None
+        tokenizer = label_names = resumed = initial = encoder_tokenizer = None
         if self.checkpoint is not None:
             # Read the checkpoint once: its tokenizer, labels, config and weights all come from here.
             resumed = TextVAE.from_pretrained(
                 self.checkpoint, device=self.device, trust_remote_code=cfg.model.trust_remote_code
             )
             tokenizer, label_names = resumed.tokenizer, resumed.label_names or None
-        self.data: TokenizedCorpus = prepare_corpus(cfg.data, tokenizer, label_names)
+            encoder_tokenizer = resumed.encoder_tokenizer
+        elif tc.init_from:
+            initial = self._load_initial_model(tc.init_from)
+            cfg = self.config = fine_tune_config(cfg, initial.config, initial.data_config)
+            tc = cfg.train
+            tokenizer, label_names = initial.tokenizer, initial.label_names or None
+            encoder_tokenizer = initial.encoder_tokenizer
+        self.data: TokenizedCorpus = prepare_corpus(cfg.data, tokenizer, label_names, encoder_tokenizer)
         tok = self.data.tokenizer
         m = cfg.model
         if m.conditional and not self.data.label_names:
@@ -156,6 +163,9 @@ class Trainer:
                 )
         self.model = TextVAE(m, tok, cfg.data).to(self.device)
         self.model.label_names = list(self.data.label_names)
+        if initial is not None:
+            self.model.load_state_dict(initial.state_dict())
+            self.log(f"fine-tuning {tc.init_from}: its weights and tokenizer, a fresh optimizer, step 0")
         # The fused AdamW kernel updates every parameter in one pass: ~5x faster than the per-tensor
         # "foreach" version on a CPU (0.085 vs 0.42 s a step for 40M parameters on one thread).
         fused = tc.fused_optimizer and self.device.type in ("cpu", "cuda")
@@ -177,6 +187,18 @@ class Trainer:
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             with_absolute_paths(cfg).to_yaml(self.run_dir / "config.yaml")  # resumable from any directory
+
+    def _load_initial_model(self, source: str) -> TextVAE:
+        """The trained model a fine-tuning run starts from (``train.init_from``)."""
+        try:
+            model = TextVAE.from_pretrained(
+                source, device=self.device, trust_remote_code=self.config.model.trust_remote_code
+            )
+        except TextVAEError as e:
+            raise ConfigError(f"train.init_from: {e}") from None
+        if model.tokenizer is None:
+            raise ConfigError(f"train.init_from: {source} has no tokenizer to read a new corpus with")
+        return model
 
     def _restore(self, loaded: TextVAE) -> None:
         self.model.load_state_dict(loaded.state_dict())
