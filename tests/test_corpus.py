@@ -353,6 +353,22 @@ def test_other_bad_inputs(tmp_path):
 
 
 def test_hub_name_offline():
-    # conftest sets HF_HUB_OFFLINE, so this fails at once; the message must still say what to do.
-    with pytest.raises(DataError, match="not a local file.*check the path, or the dataset name"):
+    # conftest sets HF_DATASETS_OFFLINE, so this fails at once; the message must still say what to do.
+    with pytest.raises(DataError, match="file not found: surely_not.*Hugging Face dataset .*is set.*check data.train"):
         load_corpus(DataConfig(train="surely_not_a_local_corpus_xyz"))
+
+
+def test_a_bare_name_answers_at_once_without_a_network(monkeypatch):
+    """``data.train=mycorpus`` (no file, no extension) waited ~25 s on Hub retries before answering."""
+    import time
+
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there: like no network
+    import huggingface_hub.constants as hub_constants
+
+    monkeypatch.setattr(hub_constants, "ENDPOINT", "http://127.0.0.1:9")
+    start = time.perf_counter()
+    with pytest.raises(DataError, match="file not found: mycorpus.*cannot be reached.*check data.train"):
+        load_corpus(DataConfig(train="mycorpus"))
+    assert time.perf_counter() - start < 5

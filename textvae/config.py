@@ -269,6 +269,12 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "model.word_dropout": (0.0, 1.0),
     "model.free_bits": (0.0, None),
     "model.mmd_weight": (0.0, None),
+    # A zero-width code would train a whole run of a VAE that encodes nothing (model.use_latent=false is
+    # the language-model baseline); zero-width layers fail deep inside torch.
+    "model.latent_size": (1, None),
+    "model.embedding_size": (1, None),
+    "model.hidden_size": (1, None),
+    "train.max_skipped_fraction": (0.0, 1.0),
 }
 
 

@@ -65,7 +65,7 @@ def load_model(args: argparse.Namespace):
     from textvae.training.trainer import resolve_device
 
     return TextVAE.from_pretrained(
-        args.model, device=resolve_device(args.device), revision=getattr(args, "revision", None)
+        args.model, device=resolve_device(args.device, "--device"), revision=getattr(args, "revision", None)
     )
 
 

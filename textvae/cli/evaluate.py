@@ -58,6 +58,7 @@ def load_data(args: argparse.Namespace, model: Any, label_columns: tuple[str, ..
         label_columns=label_columns,
         length_filter=args.length_filter,
         max_sentences=args.max_sentences,
+        key="--data",
     )
     print(f"{args.data}: {data.describe()}", file=sys.stderr)
     return data

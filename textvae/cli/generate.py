@@ -99,7 +99,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         decoding=False,
     )
     _add_inputs(p)
-    p.add_argument("--output", metavar="FILE.npy", help="write an array [N, 2, Z] (means, log-variances) instead")
+    p.add_argument(
+        "--output",
+        "--npy",
+        metavar="FILE.npy",
+        help="write an array [N, 2, Z] (means, log-variances) instead; an existing file is kept unless --force",
+    )
+    p.add_argument("--force", action="store_true", help="replace an existing --output file")
     p.add_argument("--label", help=_LABEL_HELP)
     p.set_defaults(func=run_encode)
 
@@ -295,7 +301,7 @@ def run_encode(args: argparse.Namespace) -> int:
     model = load_model(args)
     post = encode_sentences(model, sentences, [args.label] if args.label is not None else None)
     if args.output:
-        path = save_codes(post, args.output)
+        path = save_codes(post, args.output, overwrite=args.force)
         record = {"output": str(path), "shape": [len(sentences), 2, model.config.latent_size]}
         emit([record], args.json, lambda r: f"wrote {r['shape'][0]} codes, shape {r['shape']}, to {r['output']}")
         return 0

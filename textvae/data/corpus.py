@@ -63,7 +63,7 @@ def load_corpus(cfg: DataConfig) -> Corpus:
     one) is held out; with it, that source is loaded and cleaned the same way. Stats are summed over both.
     """
     _check_config(cfg)
-    train, stats = preprocess(read_texts(cfg.train, cfg), cfg)
+    train, stats = preprocess(read_texts(cfg.train, cfg, "data.train"), cfg)
     if len(train) == 0:
         raise DataError(_empty_message(cfg.train, stats, cfg))
     if cfg.valid is None:
@@ -73,7 +73,7 @@ def load_corpus(cfg: DataConfig) -> Corpus:
             n_valid = max(1, round(cfg.synthetic_size * cfg.valid_fraction))
             raw = _read_synthetic(cfg.valid, cfg, n=n_valid, seed=cfg.seed + 1)
         else:
-            raw = read_texts(cfg.valid, cfg)
+            raw = read_texts(cfg.valid, cfg, "data.valid")
         valid, vstats = preprocess(raw, cfg)
         if len(valid) == 0:
             raise DataError(_empty_message(cfg.valid, vstats, cfg))
@@ -82,8 +82,9 @@ def load_corpus(cfg: DataConfig) -> Corpus:
     return Corpus(train=train, valid=valid, stats=stats)
 
 
-def detect_format(source: str, fmt: str = "auto") -> str:
-    """The format of ``source``: ``fmt`` itself unless it is ``auto``, else guessed from the path."""
+def detect_format(source: str, fmt: str = "auto", key: str = "data.train / data.valid") -> str:
+    """The format of ``source``: ``fmt`` itself unless it is ``auto``, else guessed from the path.
+    ``key`` names the setting or flag in messages."""
     if fmt != "auto":
         return fmt
     path = Path(source).expanduser()
@@ -98,18 +99,19 @@ def detect_format(source: str, fmt: str = "auto") -> str:
         return "lines"
     if suffix not in _FILE_SUFFIXES and _HUB_ID.match(source) and not source.startswith("."):
         return "hf"
-    raise DataError(f"file not found: {source}; check data.train / data.valid")
+    raise DataError(f"file not found: {source}; check {key}")
 
 
-def read_texts(source: str, cfg: DataConfig) -> datasets.Dataset:
-    """Load one source as it is (no cleaning): a ``text`` column, plus ``label`` iff ``cfg.label_column``."""
+def read_texts(source: str, cfg: DataConfig, key: str = "data.train / data.valid") -> datasets.Dataset:
+    """Load one source as it is (no cleaning): a ``text`` column, plus ``label`` iff ``cfg.label_column``.
+    ``key`` names the setting or flag that gave ``source``, for messages."""
     datasets.disable_progress_bar()  # keep CLI output clean; loads are quick or cached anyway
     if source == "synthetic":
         return _read_synthetic(source, cfg)
-    fmt = detect_format(source, cfg.format)
+    fmt = detect_format(source, cfg.format, key)
     path = Path(source).expanduser()
     if fmt != "hf" and not path.exists():
-        raise DataError(f"file not found: {source}; check data.train / data.valid")
+        raise DataError(f"file not found: {source}; check {key}")
     if cfg.label_column and fmt in ("lines", "paragraphs", "dir"):
         raise DataError(
             f"data.label_column is set but {source} is plain text ({fmt}); use a jsonl/csv file with a "
@@ -146,7 +148,7 @@ def read_texts(source: str, cfg: DataConfig) -> datasets.Dataset:
     elif fmt == "disk":
         ds = _load_disk(path, source)
     elif fmt == "hf":
-        ds = _load_hub(source)
+        ds = _load_hub(source, key)
     else:
         raise DataError(f"unknown data.format '{fmt}'; use auto, lines, paragraphs, jsonl, csv, dir, hf or disk")
     return _select_columns(ds, source, cfg)
@@ -210,7 +212,34 @@ def _load_disk(path: Path, source: str) -> datasets.Dataset:
     return _pick_split(loaded, source)
 
 
-def _load_hub(name: str) -> datasets.Dataset:
+def _hub_unreachable() -> str | None:
+    """Why the Hub cannot be asked for a dataset right now (offline mode, no connection), else None.
+
+    Asked before ``load_dataset``, whose retries take ~25 s to give up without a network: a mistyped
+    local path that looks like a dataset name (``mycorpus``) then gets its answer at once."""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        if os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on"):
+            return f"{var} is set"
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=3).close()
+    except OSError:
+        return f"{url.hostname} cannot be reached"
+    return None
+
+
+def _load_hub(name: str, key: str = "data.train") -> datasets.Dataset:
+    why = _hub_unreachable()
+    if why is not None:
+        raise DataError(
+            f"file not found: {name}, and it cannot be loaded as a Hugging Face dataset ({why}); check {key}"
+        )
     try:
         with _quiet_datasets():
             loaded = datasets.load_dataset(name)

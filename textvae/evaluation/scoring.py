@@ -92,6 +92,7 @@ def load_eval_data(
     label_columns: Sequence[str] = (),
     length_filter: bool = False,
     max_sentences: int | None = None,
+    key: str = "the data path",
 ) -> EvalData:
     """Read ``source`` and clean it exactly as the model's training data was (strip, lowercase, word
     tokenizer from ``model.data_config``), then tokenize with the model's tokenizer - and, when the encoder
@@ -112,7 +113,7 @@ def load_eval_data(
     columns = list(dict.fromkeys([*label_columns, *([cond] if cond else [])]))
 
     def read(column: str | None):
-        raw = read_texts(source, dataclasses.replace(cfg, label_column=column))
+        raw = read_texts(source, dataclasses.replace(cfg, label_column=column), key)
         # Row numbers ride along through the cleaning (preprocess keeps extra columns), to report them.
         raw = raw.add_column("_row", list(range(1, len(raw) + 1)))
         return preprocess(raw, cfg)

@@ -8,6 +8,7 @@ of trouble, so it is refused with a :class:`TextVAEError` instead.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -95,16 +96,25 @@ def decode_latents(
     return model.decode_ids(model.generate(z, decoding=decoding, generator=generator, labels=labels))
 
 
-def save_codes(posterior: Posterior, path: str | Path) -> Path:
+def save_codes(posterior: Posterior, path: str | Path, overwrite: bool = False) -> Path:
     """Write ``np.stack([mu, logvar], axis=1)``, shape ``[N, 2, Z]`` float32 (index 0: means, 1:
-    log-variances), to a ``.npy`` file; load with ``numpy.load``."""
+    log-variances), to a ``.npy`` file; load with ``numpy.load``. An existing file is kept unless
+    ``overwrite``; the array goes through a temporary file and a rename, so a failed write leaves no
+    partial file and never damages the old one."""
     path = Path(path)
     if path.suffix != ".npy":
         raise TextVAEError(f"--output must name a .npy file, got {path}")
     if not path.parent.is_dir():
         raise TextVAEError(f"directory not found: {path.parent}")
+    if path.exists() and not overwrite:
+        raise TextVAEError(f"{path} already exists; pass --force to replace it, or choose another --output")
     array = torch.stack([posterior.mu, posterior.logvar], dim=1).cpu().numpy().astype(np.float32)
-    np.save(path, array)
+    tmp = path.with_name(f".{path.stem}.tmp.npy")
+    try:
+        np.save(tmp, array)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

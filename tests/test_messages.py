@@ -1,0 +1,67 @@
+"""Validation holes a new user hits: each bad input gets one line naming what they typed, and exit 2."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from textvae.cli import main
+from textvae.config import Config
+from textvae.training.trainer import Trainer
+
+SETTINGS = {
+    "data": {"train": "synthetic", "synthetic_size": 200, "valid_fraction": 0.1},
+    "model": {"embedding_size": 16, "hidden_size": 24, "latent_size": 4},
+    "train": {"max_steps": 5, "batch_size": 16, "eval_every": 5, "progress": False},
+}
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("m") / "run"
+    Trainer(Config.from_dict(SETTINGS).apply_overrides([f"train.output_dir={run}"]), log=lambda s: None).fit()
+    return run / "best"
+
+
+@pytest.fixture
+def config_file(tmp_path) -> Path:
+    p = tmp_path / "cfg.yaml"
+    Config.from_dict(SETTINGS).to_yaml(p)
+    return p
+
+
+def error(args: list[str], capsys) -> str:
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a torch without CUDA")
+def test_cuda_on_a_torch_without_cuda(model_dir, config_file, tmp_path, capsys):
+    err = error(["train", str(config_file), "train.device=cuda", f"train.output_dir={tmp_path / 'r'}"], capsys)
+    assert "train.device=cuda: this torch" in err and "has no CUDA" in err
+    assert not (tmp_path / "r").exists()
+    err = error(["sample", str(model_dir), "--device", "cuda"], capsys)
+    assert "--device=cuda" in err and "damaged" not in err
+
+
+def test_a_zero_width_latent_is_refused(config_file, tmp_path, capsys):
+    err = error(["train", str(config_file), "model.latent_size=0", f"train.output_dir={tmp_path / 'r'}"], capsys)
+    assert "model.latent_size must be at least 1" in err
+
+
+def test_encode_never_overwrites_without_force(model_dir, tmp_path, capsys):
+    out = tmp_path / "codes.npy"
+    out.write_bytes(b"precious")
+    err = error(["encode", str(model_dir), "the cat sleeps .", "--output", str(out)], capsys)
+    assert "already exists; pass --force" in err and out.read_bytes() == b"precious"
+    assert main(["encode", str(model_dir), "the cat sleeps .", "a dog runs .", "--npy", str(out), "--force"]) == 0
+    assert np.load(out).shape == (2, 2, 4)
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_evaluate_names_the_data_flag(model_dir, tmp_path, capsys):
+    err = error(["evaluate", str(model_dir), "--data", str(tmp_path / "missing.txt")], capsys)
+    assert "check --data" in err and "data.train" not in err
