@@ -65,3 +65,21 @@ def test_encode_never_overwrites_without_force(model_dir, tmp_path, capsys):
 def test_evaluate_names_the_data_flag(model_dir, tmp_path, capsys):
     err = error(["evaluate", str(model_dir), "--data", str(tmp_path / "missing.txt")], capsys)
     assert "check --data" in err and "data.train" not in err
+
+
+def test_the_cleaning_report_is_printed_and_saved(tmp_path, capsys):
+    """A corpus of 310 lines became "283 sentences" with no reason given."""
+    import json
+
+    lines = [f"sentence number {i} ." for i in range(300)] + [""] * 4 + ["long " * 60] * 2 + ["sentence number 7 ."] * 4
+    corpus = tmp_path / "mine.txt"
+    corpus.write_text("\n".join(lines) + "\n")
+    cfg = tmp_path / "cfg.yaml"
+    Config.from_dict(SETTINGS).to_yaml(cfg)
+    run = tmp_path / "run"
+    assert main(["train", str(cfg), f"data.train={corpus}", "data.dedup=true", f"train.output_dir={run}"]) == 0
+    out = capsys.readouterr().out
+    assert "310 rows read -> 300 sentences (4 blank, 2 longer than data.max_length=50 words, 4 duplicates)" in out
+    saved = json.loads((run / "cleaning.json").read_text())
+    assert saved["read"] == 310 and saved["blank"] == 4 and saved["duplicates"] == 4
+    assert saved["train"] + saved["valid"] == 300

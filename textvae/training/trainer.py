@@ -25,10 +25,11 @@ from tqdm.auto import tqdm
 
 from textvae.config import Config
 from textvae.data.batching import batch_indices
+from textvae.data.corpus import describe_cleaning
 from textvae.data.dataset import TokenizedCorpus, prepare_corpus
 from textvae.errors import ConfigError, DiskFullError, TextVAEError
 from textvae.evaluation.metrics import elbo_stats
-from textvae.fileio import is_disk_full
+from textvae.fileio import atomic_write_text, is_disk_full
 from textvae.model.vae import TextVAE
 from textvae.training.checkpoint import (
     find_checkpoint,
@@ -194,9 +195,11 @@ class Trainer:
         self.state = TrainState()
         if resumed is not None:
             self._restore(resumed)
+        self.log(f"corpus: {describe_cleaning(self.data.stats, cfg.data)}")
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             with_absolute_paths(cfg).to_yaml(self.run_dir / "config.yaml")  # resumable from any directory
+            atomic_write_text(self.run_dir / "cleaning.json", json.dumps(self.data.stats, indent=2) + "\n")
 
     def _load_initial_model(self, source: str) -> TextVAE:
         """The trained model a fine-tuning run starts from (``train.init_from``)."""
