@@ -83,3 +83,60 @@ def test_the_cleaning_report_is_printed_and_saved(tmp_path, capsys):
     saved = json.loads((run / "cleaning.json").read_text())
     assert saved["read"] == 310 and saved["blank"] == 4 and saved["duplicates"] == 4
     assert saved["train"] + saved["valid"] == 300
+
+
+@pytest.fixture
+def labelled(tmp_path) -> Path:
+    """A JSONL file whose columns are not called text / label."""
+    import json
+
+    from textvae.data.synthetic import generate
+
+    path = tmp_path / "reviews.jsonl"
+    rows = [{"review": s.text, "mood": s.factors["sentiment"]} for s in generate(60, seed=3)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_mix_names_its_own_flags(model_dir, labelled, capsys):
+    base = ["mix", str(model_dir), "the cat sleeps .", "--data", str(labelled), "--target-style", "positive"]
+    err = error([*base, "--label-column", "mood"], capsys)
+    assert "has no column 'text'" in err and "set --text-column" in err and "data.text_column" not in err
+    err = error([*base, "--label-column", "nope", "--text-column", "review"], capsys)
+    assert "set --label-column" in err and "data.label_column" not in err
+
+
+def test_mix_dims_reports_weak_dimensions_and_lists_them_in_json(model_dir, labelled, capsys):
+    import json
+
+    args = ["mix", str(model_dir), "the cat sleeps .", "--data", str(labelled), "--label-column", "mood"]
+    args += ["--text-column", "review", "--target-style", "positive", "--method", "dims", "--json"]
+    assert main([*args, "--dim-threshold", "1.01"]) == 0  # no dimension can pass: the best one is taken
+    out, err = capsys.readouterr()
+    record = json.loads(out.splitlines()[0])
+    assert len(record["dims"]) == 1 == len(record["dim_scores"])
+    assert "warning" in err and "below --dim-threshold 1.01" in err
+
+
+def test_analyze_names_the_label_column_flag(model_dir, labelled, tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    err = error(
+        ["analyze", str(model_dir), "--data", str(labelled), "--label-column", "nope", "--text-column", "review"],
+        capsys,
+    )
+    assert "--label-column" in err and "data.label_column" not in err
+
+
+def test_evaluate_reads_another_text_column(model_dir, labelled, capsys):
+    err = error(["evaluate", str(model_dir), "--data", str(labelled)], capsys)
+    assert "set --text-column" in err
+    assert main(["evaluate", str(model_dir), "--data", str(labelled), "--text-column", "review", "--samples", "2"]) == 0
+
+
+def test_plot_takes_json_like_every_command(model_dir, tmp_path, capsys):
+    import json
+
+    pytest.importorskip("matplotlib")
+    assert main(["plot", str(model_dir.parent), "--out", str(tmp_path), "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)["figures"]
+    assert figures and all(Path(f).is_file() for f in figures)

@@ -23,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a training run directory (holds metrics.jsonl)")
     p.add_argument("--out", metavar="DIR", default=None, help="where to write the PNGs (default: RUN_DIR)")
+    p.add_argument("--json", action="store_true", help='print one JSON object: {"figures": [paths]}')
     p.set_defaults(func=run_plot)
 
     a = sub.add_parser(
@@ -55,8 +56,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_plot(args: argparse.Namespace) -> int:
     from textvae.evaluation.plots import plot_run
 
-    for path in plot_run(args.run_dir, args.out):
-        print(path)
+    paths = [str(p) for p in plot_run(args.run_dir, args.out)]
+    if args.json:
+        import json
+
+        print(json.dumps({"figures": paths}))
+    else:
+        print("\n".join(paths))
     return 0
 
 

@@ -12,9 +12,7 @@ from textvae.errors import TextVAEError
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "model", help="a model directory (or a run directory: its best/ checkpoint), or a Hub id user/name"
-    )
+    p.add_argument("model", help="a model directory (or a run directory: its best/ checkpoint), or a Hub id user/name")
     p.add_argument("--revision", default=None, help="Hub branch, tag or commit (for a Hub id; default main)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
     p.add_argument("--json", action="store_true", help="print one JSON object per line")

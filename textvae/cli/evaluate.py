@@ -35,8 +35,12 @@ def _int_at_least(text: str, low: int) -> int:
 
 
 def add_data_args(p: argparse.ArgumentParser, what: str = "sentences to evaluate") -> None:
-    """``--data``, ``--max-sentences``, ``--length-filter`` and ``--batch-size`` (shared with ``analyze``)."""
+    """``--data``, ``--text-column``, ``--max-sentences``, ``--length-filter`` and ``--batch-size`` (shared with
+    ``analyze``)."""
     p.add_argument("--data", required=True, metavar="FILE", help=f"{what}: text (one per line), jsonl, csv/tsv")
+    p.add_argument(
+        "--text-column", default=None, help="text column of a jsonl/csv --data (default: the model's training one)"
+    )
     p.add_argument(
         "--max-sentences", type=positive_int, default=None, metavar="N", help="use only the first N sentences"
     )
@@ -59,6 +63,8 @@ def load_data(args: argparse.Namespace, model: Any, label_columns: tuple[str, ..
         length_filter=args.length_filter,
         max_sentences=args.max_sentences,
         key="--data",
+        flags={"text_column": "--text-column", "label_column": "--label-column"},
+        text_column=args.text_column,
     )
     print(f"{args.data}: {data.describe()}", file=sys.stderr)
     return data

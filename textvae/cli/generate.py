@@ -64,7 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("labelled examples (attribute, dims)")
     g.add_argument("--data", metavar="FILE", help="CSV/TSV/JSONL file with a text and a label column")
     g.add_argument("--label-column", help="the label column of --data")
-    g.add_argument("--text-column", default="text", help="the text column of --data (default text)")
+    g.add_argument(
+        "--text-column", default=None, help="the text column of --data (default: the one the model was trained on)"
+    )
     g.add_argument("--style-a", metavar="FILE", help="sentences of style 'a', one per line")
     g.add_argument("--style-b", metavar="FILE", help="sentences of style 'b', one per line")
     g.add_argument("--max-examples", type=int, default=2000, help="examples encoded per style (default 2000; 0: all)")
@@ -221,6 +223,7 @@ def run_mix(args: argparse.Namespace) -> int:
         raise TextVAEError("give --dims or --dim-threshold, not both")
     model = load_model(args)
     method = args.method or ("conditional" if model.config.conditional else "attribute")
+    extra: dict = {}  # --method dims: the dimensions used, in every record
     g = _generator(model, args)
     if method == "conditional":
         if args.data or args.style_a or args.style_b:
@@ -241,13 +244,22 @@ def run_mix(args: argparse.Namespace) -> int:
         else:
             threshold = style.DIM_THRESHOLD if args.dim_threshold is None else args.dim_threshold
             dims, scores = style.style_dimensions(codes, target, args.source_style, args.dims, threshold)
+            chosen = {int(d): round(float(scores[d]), 4) for d in dims.tolist()}
             if not args.json:
-                chosen = ", ".join(f"{d} ({scores[d]:.2f})" for d in dims.tolist())
-                print(f"style dimensions (|2AUC-1|): {chosen}", file=sys.stderr)
+                listed = ", ".join(f"{d} ({v:.2f})" for d, v in chosen.items())
+                print(f"style dimensions (|2AUC-1|): {listed}", file=sys.stderr)
+            weak = [f"{d} ({v:.2f})" for d, v in chosen.items() if v < threshold]
+            if weak:  # the top-k, or the best one when none passes: say that it carries little of the style
+                print(
+                    f"textvae mix: warning: dimension(s) {', '.join(weak)} score below --dim-threshold {threshold}; "
+                    "they separate the styles weakly",
+                    file=sys.stderr,
+                )
+            extra = {"dims": list(chosen), "dim_scores": list(chosen.values())}
             texts = style.transfer_dimensions(
                 model, args.sentences, codes, target, dims, args.style_sentence, decoding, g
             )
-    records = ({"source": s, "target_style": target, "text": t} for s, t in zip(args.sentences, texts))
+    records = ({"source": s, "target_style": target, "text": t, **extra} for s, t in zip(args.sentences, texts))
     emit(records, args.json, lambda r: f"{r['source']}\n  -> [{r['target_style']}] {r['text']}")
     return 0
 
@@ -264,7 +276,8 @@ def _style_codes(model, args: argparse.Namespace):
     if args.data:
         if not args.label_column:
             raise TextVAEError("--data needs --label-column COL")
-        examples = style.read_labelled(args.data, args.label_column, args.text_column, cap, args.seed)
+        text_column = args.text_column or model.data_config.text_column
+        examples = style.read_labelled(args.data, args.label_column, text_column, cap, args.seed)
         if not args.target_style:
             raise TextVAEError(f"give --target-style, one of {', '.join(examples)}")
         target = args.target_style

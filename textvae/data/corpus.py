@@ -102,9 +102,14 @@ def detect_format(source: str, fmt: str = "auto", key: str = "data.train / data.
     raise DataError(f"file not found: {source}; check {key}")
 
 
-def read_texts(source: str, cfg: DataConfig, key: str = "data.train / data.valid") -> datasets.Dataset:
+def read_texts(
+    source: str, cfg: DataConfig, key: str = "data.train / data.valid", flags: dict[str, str] | None = None
+) -> datasets.Dataset:
     """Load one source as it is (no cleaning): a ``text`` column, plus ``label`` iff ``cfg.label_column``.
-    ``key`` names the setting or flag that gave ``source``, for messages."""
+
+    Messages name what the user typed: ``key`` the setting or flag that gave ``source``, ``flags`` the
+    flags that set ``text_column`` / ``label_column`` (default: the ``data.`` config keys)."""
+    flags = {"text_column": "data.text_column", "label_column": "data.label_column", **(flags or {})}
     datasets.disable_progress_bar()  # keep CLI output clean; loads are quick or cached anyway
     if source == "synthetic":
         return _read_synthetic(source, cfg)
@@ -114,8 +119,8 @@ def read_texts(source: str, cfg: DataConfig, key: str = "data.train / data.valid
         raise DataError(f"file not found: {source}; check {key}")
     if cfg.label_column and fmt in ("lines", "paragraphs", "dir"):
         raise DataError(
-            f"data.label_column is set but {source} is plain text ({fmt}); use a jsonl/csv file with a "
-            "label column, or unset data.label_column"
+            f"{flags['label_column']} is set but {source} is plain text ({fmt}); use a jsonl/csv file with a "
+            f"label column, or unset {flags['label_column']}"
         )
     if fmt in ("lines", "paragraphs", "jsonl", "csv") and not path.is_file():
         raise DataError(f"{source} is not a file (data.format={fmt}); give a file or set data.format")
@@ -151,7 +156,7 @@ def read_texts(source: str, cfg: DataConfig, key: str = "data.train / data.valid
         ds = _load_hub(source, key)
     else:
         raise DataError(f"unknown data.format '{fmt}'; use auto, lines, paragraphs, jsonl, csv, dir, hf or disk")
-    return _select_columns(ds, source, cfg)
+    return _select_columns(ds, source, cfg, flags)
 
 
 def _empty(cfg: DataConfig) -> datasets.Dataset:
@@ -263,13 +268,13 @@ def _pick_split(loaded: Any, source: str) -> datasets.Dataset:
     raise DataError(f"{source} has splits {', '.join(loaded)} but no 'train'; save the training split alone")
 
 
-def _select_columns(ds: datasets.Dataset, source: str, cfg: DataConfig) -> datasets.Dataset:
+def _select_columns(ds: datasets.Dataset, source: str, cfg: DataConfig, flags: dict[str, str]) -> datasets.Dataset:
     """Keep the text (and label) columns, renamed to ``text`` / ``label``, values as ``str``."""
     cols = ds.column_names
     for key, col in (("text_column", cfg.text_column), ("label_column", cfg.label_column)):
         if col is not None and col not in cols:
             raise DataError(
-                f"{source} has no column '{col}' (available: {', '.join(cols)}); set data.{key} to one of them"
+                f"{source} has no column '{col}' (available: {', '.join(cols)}); set {flags[key]} to one of them"
             )
     if cfg.label_column:
         labels = arrow_column(ds, cfg.label_column)

@@ -93,6 +93,8 @@ def load_eval_data(
     length_filter: bool = False,
     max_sentences: int | None = None,
     key: str = "the data path",
+    flags: dict[str, str] | None = None,
+    text_column: str | None = None,
 ) -> EvalData:
     """Read ``source`` and clean it exactly as the model's training data was (strip, lowercase, word
     tokenizer from ``model.data_config``), then tokenize with the model's tokenizer - and, when the encoder
@@ -107,13 +109,15 @@ def load_eval_data(
     if model.tokenizer is None:
         raise TextVAEError("this model has no tokenizer; load it with TextVAE.from_pretrained")
     cfg = dataclasses.replace(model.data_config, train=source, valid=None, format="auto", dedup=False)
+    if text_column:  # another column name than in training (``key``/``flags`` name the caller's settings)
+        cfg = dataclasses.replace(cfg, text_column=text_column)
     if not length_filter:
         cfg = dataclasses.replace(cfg, min_length=1, max_length=_NO_LIMIT, length_policy="drop")
     cond = model.data_config.label_column if model.config.conditional else None
     columns = list(dict.fromkeys([*label_columns, *([cond] if cond else [])]))
 
     def read(column: str | None):
-        raw = read_texts(source, dataclasses.replace(cfg, label_column=column), key)
+        raw = read_texts(source, dataclasses.replace(cfg, label_column=column), key, flags)
         # Row numbers ride along through the cleaning (preprocess keeps extra columns), to report them.
         raw = raw.add_column("_row", list(range(1, len(raw) + 1)))
         return preprocess(raw, cfg)

@@ -95,12 +95,13 @@ def _subsample(texts: list[str], max_examples: int | None, seed: int) -> list[st
     return [texts[i] for i in keep]
 
 
-def _read(path: str, cfg: DataConfig) -> tuple[list[str], list[str] | None]:
+def _read(path: str, cfg: DataConfig, flag: str = "--data") -> tuple[list[str], list[str] | None]:
+    """Texts (and labels) of ``path``; messages name the CLI flags that gave the path and columns."""
     from textvae.data.corpus import read_texts
 
     if not Path(path).expanduser().is_file():
-        raise DataError(f"data file not found: {path}")
-    ds = read_texts(path, cfg)
+        raise DataError(f"data file not found: {path}; check {flag}")
+    ds = read_texts(path, cfg, flag, {"text_column": "--text-column", "label_column": "--label-column"})
     return list(ds["text"]), (list(ds["label"]) if cfg.label_column else None)
 
 
@@ -123,7 +124,8 @@ def read_style_files(
 ) -> dict[str, list[str]]:
     """One file of sentences per style -> ``{"a": [...], "b": [...]}``, at most ``max_examples`` each."""
     return {
-        name: _subsample(_read(p, DataConfig())[0], max_examples, seed) for name, p in (("a", style_a), ("b", style_b))
+        name: _subsample(_read(p, DataConfig(), f"--style-{name}")[0], max_examples, seed)
+        for name, p in (("a", style_a), ("b", style_b))
     }
 
 
