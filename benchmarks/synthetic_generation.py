@@ -48,7 +48,7 @@ EXAMPLE_SEED, TEST_SEED, PRIOR_SEED = 1001, 2002, 3003
 STYLE = "sentiment"  # the issue's target factor (and the CVAE's label)
 #: Factors moved with attribute vectors / dimension mixing: sentiment (the target) and sentence type.
 STYLE_FACTORS = (STYLE, "type")
-GREEDY = DecodingConfig(max_length=30)
+GREEDY = DecodingConfig(max_length=30, detokenize=False)  # the grammar parser reads raw tokens
 #: The issue's thresholds: style changed / other factors kept, parser-accepted path points, CVAE label.
 TARGETS = {"style_changed": 0.8, "others_kept": 0.8, "interp_parsed": 0.9, "cvae_label": 0.9}
 #: The rows the issue sets those targets for (the rest are context: other methods, another factor).

@@ -265,7 +265,7 @@ BAD = {
     ),
     "radius without near": (["sample", "{vae}", "--radius", "1"], "--near"),
     "bad npy name": (["encode", "{vae}", S1, "--output", "{tmp}/x.txt"], ".npy"),
-    "bad decoding value": (["sample", "{vae}", "--top-p", "0"], "top_p"),
+    "bad decoding value": (["sample", "{vae}", "--top-p", "0"], "--top-p in (0, 1]"),
 }
 
 

@@ -27,16 +27,42 @@ def add_decoding_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--beam", type=int, default=None, help="beam width (implies beam search)")
     g.add_argument("--length-penalty", type=float, default=1.0, help="beam search length normalisation")
     g.add_argument("--max-length", type=int, default=50, help="maximum generated tokens")
+    g.add_argument("--min-length", type=int, default=0, help="tokens before the end token may come (default 0)")
+    g.add_argument(
+        "--repetition-penalty", type=float, default=1.0, help="CTRL penalty on already generated tokens (>= 1; 1: off)"
+    )
+    g.add_argument("--no-unk", action="store_true", help="never generate <unk>")
+    g.add_argument("--ban", action="append", default=[], metavar="WORD", help="never generate WORD (repeatable)")
+    g.add_argument("--raw", action="store_true", help="print the raw tokens (no detokenizing or recasing)")
     g.add_argument("--seed", type=int, default=0, help="random seed (prior samples, sampling)")
 
 
+def _conflicts(args: argparse.Namespace, strategy: str | None) -> None:
+    """Refuse decoding flags that the chosen strategy would silently ignore (only those set explicitly)."""
+    sampling = [f for f, on in (("--temperature", args.temperature != 1.0), ("--top-k", args.top_k > 0),
+                                ("--top-p", args.top_p < 1.0)) if on]  # fmt: skip
+    beam = [f for f, on in (("--beam", args.beam is not None), ("--length-penalty", args.length_penalty != 1.0)) if on]
+    if strategy == "greedy" and (sampling or beam):
+        raise TextVAEError(
+            f"{(sampling + beam)[0]} does not apply to --strategy greedy; drop it or change the strategy"
+        )
+    if strategy == "sample" and beam:
+        raise TextVAEError(f"{beam[0]} applies to beam search; it cannot be combined with --strategy sample")
+    if strategy == "beam" and sampling:
+        raise TextVAEError(f"{sampling[0]} applies to sampling; it cannot be combined with --strategy beam")
+    if strategy is None and sampling and beam:
+        raise TextVAEError(f"{sampling[0]} applies to sampling; it cannot be combined with {beam[0]}")
+
+
 def decoding_from_args(args: argparse.Namespace):
-    """A validated :class:`DecodingConfig` from the decoding flags; bad values become a user error."""
+    """A validated :class:`DecodingConfig` from the decoding flags; bad values and flags that contradict
+    each other become a user error. ``--ban`` words need the model: :func:`with_bans` adds them."""
     from textvae.model.decoding import DecodingConfig
 
+    _conflicts(args, args.strategy)
     strategy = args.strategy
     if strategy is None:
-        if args.beam is not None:
+        if args.beam is not None or args.length_penalty != 1.0:
             strategy = "beam"
         elif args.top_k > 0 or args.top_p < 1.0 or args.temperature != 1.0:
             strategy = "sample"
@@ -50,11 +76,53 @@ def decoding_from_args(args: argparse.Namespace):
         max_length=args.max_length,
         beam_size=args.beam if args.beam is not None else 4,
         length_penalty=args.length_penalty,
+        min_length=args.min_length,
+        repetition_penalty=args.repetition_penalty,
+        ban_unk=args.no_unk,
+        detokenize=not args.raw,
     )
     try:
         return cfg.validate()
     except ValueError as e:
-        raise TextVAEError(str(e)) from None
+        message = str(e)
+        for field, flag in _FLAG_OF.items():  # the message names what the user typed
+            message = message.replace(field, flag)
+        raise TextVAEError(message) from None
+
+
+#: DecodingConfig fields -> the flags that set them, for messages.
+_FLAG_OF = {
+    "repetition_penalty": "--repetition-penalty",
+    "length_penalty": "--length-penalty",
+    "min_length": "--min-length",
+    "max_length": "--max-length",
+    "beam_size": "--beam",
+    "temperature": "--temperature",
+    "top_k": "--top-k",
+    "top_p": "--top-p",
+}
+
+
+def with_bans(decoding, args: argparse.Namespace, model):
+    """``decoding`` with the ``--ban`` words of ``args`` as ids of ``model``'s vocabulary."""
+    import dataclasses
+
+    words = getattr(args, "ban", None)
+    if not words:
+        return decoding
+    if model.tokenizer is None:
+        raise TextVAEError("--ban needs the model's tokenizer")
+    tok, ids = model.tokenizer, []
+    for word in words:
+        pieces = [i for i in tok.encode_batch([word])[0]]
+        if not pieces or tok.unk_id in pieces:
+            raise TextVAEError(f"--ban {word!r}: not in the model's vocabulary (use --no-unk to ban <unk>)")
+        if len(pieces) > 1:
+            raise TextVAEError(f"--ban {word!r}: the model splits it into {len(pieces)} tokens; ban one token")
+        ids.append(pieces[0])
+    if model.config.eos_id in ids:
+        raise TextVAEError("--ban: the end token cannot be banned (generation would never stop)")
+    return dataclasses.replace(decoding, bad_ids=tuple(ids))
 
 
 def load_model(args: argparse.Namespace):

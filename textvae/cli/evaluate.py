@@ -11,7 +11,15 @@ import argparse
 import sys
 from typing import Any
 
-from textvae.cli.common import add_decoding_args, add_model_args, decoding_from_args, emit, load_model, require_text
+from textvae.cli.common import (
+    add_decoding_args,
+    add_model_args,
+    decoding_from_args,
+    emit,
+    load_model,
+    require_text,
+    with_bans,
+)
 
 
 def positive_int(text: str) -> int:
@@ -155,6 +163,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     decoding = decoding_from_args(args)
     model = load_model(args)
+    decoding = with_bans(decoding, args, model)
     data = load_data(args, model)
     is_lm = model.encoder is None
     report = evaluate_corpus(

@@ -8,7 +8,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from textvae.cli.common import add_decoding_args, add_model_args, decoding_from_args, emit, load_model, require_text
+from textvae.cli.common import (
+    add_decoding_args,
+    add_model_args,
+    decoding_from_args,
+    emit,
+    load_model,
+    require_text,
+    with_bans,
+)
 from textvae.errors import DataError, TextVAEError
 
 _LABEL_HELP = "label for a conditional model (model.conditional=true): encode and decode with it"
@@ -182,6 +190,7 @@ def run_sample(args: argparse.Namespace) -> int:
     if args.radius is not None and args.near is None:
         raise TextVAEError("--radius needs --near TEXT")
     model = load_model(args)
+    decoding = with_bans(decoding, args, model)
     if args.near is not None:
         texts = sample_near(model, require_text(args.near), args.num, args.radius, decoding, args.seed, args.label)
     else:
@@ -202,6 +211,7 @@ def run_interpolate(args: argparse.Namespace) -> int:
     for s in args.sentences:
         require_text(s)
     model = load_model(args)
+    decoding = with_bans(decoding, args, model)
     g = _generator(model, args)
     if args.random is not None:
         records = interpolate_random(model, args.steps, args.method, decoding, args.label, g, args.random)
@@ -222,6 +232,7 @@ def run_mix(args: argparse.Namespace) -> int:
     if args.dims is not None and args.dim_threshold is not None:
         raise TextVAEError("give --dims or --dim-threshold, not both")
     model = load_model(args)
+    decoding = with_bans(decoding, args, model)
     method = args.method or ("conditional" if model.config.conditional else "attribute")
     extra: dict = {}  # --method dims: the dimensions used, in every record
     g = _generator(model, args)
@@ -296,6 +307,7 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     decoding = decoding_from_args(args)
     sentences = _inputs(args)
     model = load_model(args)
+    decoding = with_bans(decoding, args, model)
     labels = [args.label] if args.label is not None else None
     mu = encode_sentences(model, sentences, labels).mu
     texts = decode_latents(model, mu, decoding, _generator(model, args), labels_for(model, args.label, len(mu)))
@@ -333,6 +345,7 @@ def run_analogy(args: argparse.Namespace) -> int:
     for s in (args.a, args.b, args.c):
         require_text(s)
     model = load_model(args)
+    decoding = with_bans(decoding, args, model)
     text = analogy(model, args.a, args.b, args.c, decoding, args.label, _generator(model, args))
     emit([{"a": args.a, "b": args.b, "c": args.c, "text": text}], args.json, lambda r: r["text"])
     return 0
@@ -345,6 +358,7 @@ def run_traverse(args: argparse.Namespace) -> int:
     if args.sentence is not None:
         require_text(args.sentence)
     model = load_model(args)
+    decoding = with_bans(decoding, args, model)
     records = traverse(
         model, args.dim, args.steps, args.sentence, args.span, decoding, args.label, _generator(model, args)
     )

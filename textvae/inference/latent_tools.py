@@ -92,8 +92,10 @@ def decode_latents(
     generator: torch.Generator | None = None,
     labels: Tensor | None = None,
 ) -> list[str]:
-    """Decode ``z [N, Z]`` (``labels [N]`` for a conditional model) to ``N`` sentences."""
-    return model.decode_ids(model.generate(z, decoding=decoding, generator=generator, labels=labels))
+    """Decode ``z [N, Z]`` (``labels [N]`` for a conditional model) to ``N`` sentences, readable unless
+    ``decoding.detokenize`` is False."""
+    ids = model.generate(z, decoding=decoding, generator=generator, labels=labels)
+    return model.decode_ids(ids, (decoding or DecodingConfig()).detokenize)
 
 
 def save_codes(posterior: Posterior, path: str | Path, overwrite: bool = False) -> Path:

@@ -39,5 +39,5 @@ def showcase(model_dir: str | Path, sentences: Sequence[str], out: Callable[[str
         out(f"interpolation{tag}:")
         with torch.no_grad():
             ids = vae.generate(z, decoding=greedy, labels=vae.label_ids(None if label is None else [label], 6))
-        for a, t in zip(alphas.tolist(), vae.decode_ids(ids)):
+        for a, t in zip(alphas.tolist(), vae.decode_ids(ids, greedy.detokenize)):
             out(f"  {a:.1f}  {t}")

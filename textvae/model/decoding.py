@@ -46,6 +46,14 @@ class DecodingConfig:
     max_length: int = 50  # generated tokens, end token excluded
     beam_size: int = 4
     length_penalty: float = 1.0  # >= 0; 0: pure log-probability
+    # Every strategy: token ids never generated (bad_ids; ban_unk adds the model's <unk>), CTRL's repetition
+    # penalty (Keskar et al. 2019: a generated token's logit is divided by it when > 0, multiplied when < 0;
+    # 1: off), and a minimum number of tokens before the end token may come.
+    bad_ids: tuple[int, ...] = ()
+    ban_unk: bool = False
+    repetition_penalty: float = 1.0
+    min_length: int = 0
+    detokenize: bool = True  # text from a word vocabulary made readable (textvae.data.detokenize); False: raw
 
     def validate(self) -> DecodingConfig:
         """Return ``self`` or raise ``ValueError`` naming the bad field. (``not x > 0`` also catches NaN.)"""
@@ -61,7 +69,44 @@ class DecodingConfig:
             raise ValueError(f"beam_size must be >= 1, got {self.beam_size}")
         if not (self.length_penalty >= 0 and math.isfinite(self.length_penalty)):
             raise ValueError(f"length_penalty must be a finite number >= 0, got {self.length_penalty}")
+        if not (self.repetition_penalty >= 1.0 and math.isfinite(self.repetition_penalty)):
+            raise ValueError(f"repetition_penalty must be a finite number >= 1, got {self.repetition_penalty}")
+        if not 0 <= self.min_length <= self.max_length:
+            raise ValueError(f"min_length must be in [0, max_length={self.max_length}], got {self.min_length}")
         return self
+
+    def banned(self, eos_id: int, unk_id: int | None) -> list[int]:
+        """The ids to mask at every step; refuses to ban the end token (generation could never stop)."""
+        ids = set(int(i) for i in self.bad_ids)
+        if self.ban_unk and unk_id is not None:
+            ids.add(int(unk_id))
+        if eos_id in ids:
+            raise ValueError("the end token cannot be banned: generation would never stop")
+        return sorted(ids)
+
+
+class LogitsProcessor:
+    """The constraints every strategy applies to a step's logits ``[R, V]`` (in place): banned ids, the
+    minimum length, the repetition penalty. ``seen [R, V]`` marks the tokens each row has generated."""
+
+    def __init__(self, cfg: DecodingConfig, eos_id: int, unk_id: int | None, device: torch.device) -> None:
+        banned = cfg.banned(eos_id, unk_id)
+        self.banned = torch.tensor(banned, dtype=torch.long, device=device) if banned else None
+        self.penalty, self.min_length, self.eos_id = cfg.repetition_penalty, cfg.min_length, eos_id
+
+    @property
+    def tracks_history(self) -> bool:
+        return self.penalty != 1.0
+
+    def __call__(self, logits: Tensor, t: int, seen: Tensor | None = None) -> Tensor:
+        if self.banned is not None:
+            logits.index_fill_(1, self.banned, float("-inf"))
+        if t < self.min_length:
+            logits[:, self.eos_id] = float("-inf")
+        if seen is not None and self.penalty != 1.0:
+            penalised = torch.where(logits > 0, logits / self.penalty, logits * self.penalty)
+            logits = torch.where(seen, penalised, logits)
+        return logits
 
 
 def filter_logits(logits: Tensor, top_k: int = 0, top_p: float = 1.0) -> Tensor:
@@ -166,9 +211,10 @@ def generate(
     eos_id: int,
     cfg: DecodingConfig | None = None,
     generator: torch.Generator | None = None,
+    unk_id: int | None = None,
 ) -> list[list[int]]:
     """Decode ``num`` sentences (``z [num, Z]``, or None for a language model) -> token ids without
-    ``<s>``/``</s>``.
+    ``<s>``/``</s>``. ``unk_id``: the id ``cfg.ban_unk`` bans.
 
     ``generator`` (on any device; None: the global one) seeds sampling: it draws ``max_length * num``
     uniforms up front, so a seed gives the same sentences for the same ``num`` and ``max_length``, on any
@@ -178,9 +224,10 @@ def generate(
     cfg = (cfg or DecodingConfig()).validate()
     if num == 0:
         return []
-    if cfg.strategy == "beam":
-        return _beam_search(decoder, z, num, bos_id, eos_id, cfg)
     device = next(decoder.parameters()).device
+    process = LogitsProcessor(cfg, eos_id, unk_id, device)
+    if cfg.strategy == "beam":
+        return _beam_search(decoder, z, num, bos_id, eos_id, cfg, process)
     steps = cfg.max_length
     out = torch.full((num, steps), eos_id, dtype=torch.long, device=device)
     # Uniforms for every (step, sentence) up front: one draw and one transfer, and sentence i always
@@ -190,10 +237,10 @@ def generate(
     live = torch.ones(num, dtype=torch.bool, device=device)
     tokens = torch.full((num, 1), bos_id, dtype=torch.long, device=device)
     sync_every = _sync_every(device)
-    state = buf = None
+    state = buf = seen = None
     for t in range(steps):
         hidden, state = decoder(tokens, z, state)
-        logits = decoder.project(hidden[:, -1]).float()
+        logits = process(decoder.project(hidden[:, -1]).float(), t, seen)
         if u is None:
             nxt = logits.argmax(dim=-1)
         else:
@@ -201,6 +248,10 @@ def generate(
                 buf = torch.empty((num, logits.shape[1]), dtype=logits.dtype, device=device)
             nxt = _sample_next(logits, u[t, rows], cfg.temperature, cfg.top_k, cfg.top_p, buf)
         nxt = nxt.masked_fill_(~live, eos_id)  # rows that ended since the last compaction
+        if process.tracks_history:
+            if seen is None:
+                seen = torch.zeros(logits.shape, dtype=torch.bool, device=device)
+            seen.scatter_(1, nxt.unsqueeze(1), True)
         out[rows, t] = nxt
         live &= nxt != eos_id
         if t == steps - 1 or (t + 1) % sync_every:
@@ -213,6 +264,7 @@ def generate(
             state = decoder.reorder_state(state, keep)
             z = z.index_select(0, keep) if z is not None else None
             rows, live, nxt = rows[keep], live[keep], nxt[keep]
+            seen = seen[keep] if seen is not None else None
         tokens = nxt.unsqueeze(1)
     is_eos = out == eos_id
     lengths = torch.where(is_eos.any(dim=1), is_eos.int().argmax(dim=1), steps)
@@ -220,7 +272,13 @@ def generate(
 
 
 def _beam_search(
-    decoder: Decoder, z: Tensor | None, num: int, bos_id: int, eos_id: int, cfg: DecodingConfig
+    decoder: Decoder,
+    z: Tensor | None,
+    num: int,
+    bos_id: int,
+    eos_id: int,
+    cfg: DecodingConfig,
+    process: LogitsProcessor | None = None,
 ) -> list[list[int]]:
     """Beam search, batched over sentences: the S live sentences' K hypotheses are rows ``s * K + j`` of
     one decoder batch.
@@ -250,7 +308,14 @@ def _beam_search(
     for t in range(steps):
         S, k = scores.shape
         hidden, state = decoder(tokens, zk, state)
-        logp = decoder.project(hidden[:, -1]).float().log_softmax(dim=-1)  # [S * k, V]
+        logits = decoder.project(hidden[:, -1]).float()
+        if process is not None:
+            seen = None
+            if process.tracks_history and t > 0:  # tokens of each hypothesis so far, from its history
+                seen = torch.zeros(logits.shape, dtype=torch.bool, device=device)
+                seen.scatter_(1, hist.reshape(S * k, t), True)
+            logits = process(logits, t, seen)
+        logp = logits.log_softmax(dim=-1)  # [S * k, V]
         V = logp.shape[-1]
         cand = (scores.unsqueeze(2) + logp.view(S, k, V)).view(S, k * V)
         if k * V < K:  # tiny vocabularies: pad so topk has K columns; the padding stays empty (-inf)

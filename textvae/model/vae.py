@@ -278,7 +278,8 @@ class TextVAE(nn.Module):
             raise ValueError("pass z (e.g. from sample_prior) to generate from a VAE")
         n = z.shape[0] if z is not None else (labels.shape[0] if labels is not None else (num or 1))
         c = self.config
-        return generate(self.decoder, self.decoder_code(z, labels), n, c.bos_id, c.eos_id, decoding, generator)
+        code = self.decoder_code(z, labels)
+        return generate(self.decoder, code, n, c.bos_id, c.eos_id, decoding, generator, unk_id=c.unk_id)
 
     def sample_prior(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``n`` draws from p(z) = N(0, I): ``[n, Z]``."""
@@ -305,9 +306,16 @@ class TextVAE(nn.Module):
         c = self.config
         return collate(ids, c.pad_id, c.bos_id, c.eos_id, None, enc_ids, specials).to(self.device)
 
-    def decode_ids(self, ids: Sequence[Sequence[int]]) -> list[str]:
+    def decode_ids(self, ids: Sequence[Sequence[int]], readable: bool = False) -> list[str]:
+        """Text of each id sequence: the raw tokens joined (what metrics compare), or with ``readable``
+        and a word vocabulary, detokenized and recased (:mod:`textvae.data.detokenize`) for people."""
         tok = self._require_tokenizer()
-        return [tok.decode(x) for x in ids]
+        texts = [tok.decode(x) for x in ids]
+        if readable and tok.kind == "word":  # subword tokenizers already decode to running text
+            from textvae.data.detokenize import detokenize
+
+            texts = [detokenize(t) for t in texts]
+        return texts
 
     def label_ids(self, labels: Sequence[str] | None, n: int) -> Tensor | None:
         """Label strings -> ``[n]`` ids for a conditional model (one label is repeated ``n`` times);
@@ -343,7 +351,8 @@ class TextVAE(nn.Module):
         b = self.batch_from_text(sentences)
         b.labels = lab
         mu, _ = self.encode_batch(b)
-        return self.decode_ids(self.generate(mu, decoding=decoding, labels=lab))
+        readable = (decoding or DecodingConfig()).detokenize
+        return self.decode_ids(self.generate(mu, decoding=decoding, labels=lab), readable)
 
     @torch.no_grad()
     def sample(
@@ -354,7 +363,8 @@ class TextVAE(nn.Module):
         g = torch.Generator(self.device).manual_seed(seed) if seed is not None else None
         lab = self.label_ids([label] if label is not None else None, n)
         z = None if self.encoder is None else self.sample_prior(n, g)
-        return self.decode_ids(self.generate(z, num=n, decoding=decoding, generator=g, labels=lab))
+        readable = (decoding or DecodingConfig()).detokenize
+        return self.decode_ids(self.generate(z, num=n, decoding=decoding, generator=g, labels=lab), readable)
 
     # -- persistence -------------------------------------------------------------------------------
     def save_pretrained(self, directory, extra: dict | None = None) -> None:
