@@ -141,6 +141,11 @@ class TrainConfig:
     # A trained model (directory, run directory or Hub id) to start from: its weights, tokenizer, architecture
     # and text preparation; the data, the objective's knobs and training come from this config (fine-tuning).
     init_from: str | None = None
+    # Experiment trackers besides metrics.jsonl, each an optional extra: tensorboard ([tracking]), wandb,
+    # mlflow. They get every record's scalars, KL per dimension, and at each validation a few
+    # reconstructions and prior samples as text (and the KL-per-dimension figure, with matplotlib).
+    loggers: list[str] = field(default_factory=list)
+    log_examples: int = 4  # reconstructions and samples sent to the trackers at each validation
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     # Training matmuls in bfloat16 (autocast): auto = where the hardware does it natively (CUDA with bf16,
     # CPUs with AVX512-BF16 or AMX); elsewhere bf16 is emulated and slower than float32. Validation is float32.
@@ -220,8 +225,9 @@ class Config:
         hint = typing.get_type_hints(type(obj))[key]
         value = _coerce(dotted_key, value, hint)
         choices = CHOICES.get(dotted_key)
-        if choices is not None and value is not None and value not in choices:
-            raise ConfigError(f"{dotted_key} must be one of {', '.join(choices)}; got {value!r}")
+        for item in value if isinstance(value, list) else [value]:
+            if choices is not None and item is not None and item not in choices:
+                raise ConfigError(f"{dotted_key} must be one of {', '.join(choices)}; got {item!r}")
         low, high = RANGES.get(dotted_key, (None, None))
         if value is not None and ((low is not None and value < low) or (high is not None and value > high)):
             where = f"between {low} and {high}" if high is not None else f"at least {low}"
@@ -261,6 +267,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "train.on_nonfinite": ("skip", "stop"),
     "train.beta_schedule": ("constant", "linear", "logistic", "cyclical"),
     "train.precision": ("auto", "float32", "bfloat16"),
+    "train.loggers": ("tensorboard", "wandb", "mlflow"),
 }
 
 #: Inclusive bounds of numeric fields whose other values would be silently meaningless (None: unbounded).
@@ -322,4 +329,10 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
         raise ConfigError(f"{key} expects a string, got {value!r}")
+    if typing.get_origin(hint) is list:  # a YAML list, or "a,b" on the command line; [] or "" for none
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key} expects a list of names, e.g. {key}=[a,b], got {value!r}")
+        return list(value)
     raise ConfigError(f"{key}: unsupported field type {hint}")  # pragma: no cover - config bug

@@ -128,7 +128,7 @@ def with_bans(decoding, args: argparse.Namespace, model):
 def load_model(args: argparse.Namespace):
     """``TextVAE.from_pretrained(args.model)`` on ``args.device`` (errors are user errors)."""
     from textvae.model.vae import TextVAE
-    from textvae.training.trainer import resolve_device
+    from textvae.training.devices import resolve_device
 
     return TextVAE.from_pretrained(
         args.model, device=resolve_device(args.device, "--device"), revision=getattr(args, "revision", None)

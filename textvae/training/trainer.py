@@ -11,7 +11,6 @@ import copy
 import dataclasses
 import json
 import math
-import os
 import random
 import time
 from collections.abc import Callable
@@ -38,6 +37,7 @@ from textvae.training.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from textvae.training.devices import resolve_device
 from textvae.training.distributed import (
     all_sum,
     any_rank,
@@ -47,35 +47,13 @@ from textvae.training.distributed import (
     init_distributed,
     shard,
 )
+from textvae.training.loggers import Trackers, send_examples
 from textvae.training.precision import autocast, autocast_dtype
+from textvae.training.records import accumulate, append_record, drop_records_after, train_record
 from textvae.training.runconfig import fine_tune_config, resume_config, with_absolute_paths
 from textvae.training.rundir import RunLock, clear_incomplete_run, has_checkpoint, holds_a_run
 from textvae.training.schedules import beta_at, lr_at
 from textvae.training.signals import stop_on_signals
-
-
-def resolve_device(name: str, key: str = "train.device") -> torch.device:
-    """``auto`` picks CUDA, then MPS, then CPU; anything else is passed to :class:`torch.device` and must be
-    available in this torch. ``key`` names the setting (or flag) in messages."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"{key}: unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            why = "a CPU-only build" if torch.version.cuda is None else "no CUDA device is visible"
-            raise ConfigError(f"{key}={name}: this torch ({torch.__version__}) has no CUDA ({why}); use cpu or auto")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(f"{key}={name}: only {torch.cuda.device_count()} CUDA device(s) visible")
-    elif device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ConfigError(f"{key}={name}: MPS is not available on this machine; use cpu or auto")
-    return device
 
 
 @dataclasses.dataclass
@@ -200,6 +178,8 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             with_absolute_paths(cfg).to_yaml(self.run_dir / "config.yaml")  # resumable from any directory
             atomic_write_text(self.run_dir / "cleaning.json", json.dumps(self.data.stats, indent=2) + "\n")
+        names = tc.loggers if self.dist.is_main else []  # one voice: rank 0 reports
+        self.trackers = Trackers(names, self.run_dir, cfg.to_dict(), start_step=self.state.step, log=self.log)
 
     def _load_initial_model(self, source: str) -> TextVAE:
         """The trained model a fine-tuning run starts from (``train.init_from``)."""
@@ -219,16 +199,8 @@ class Trainer:
         self.optimizer.load_state_dict(st["optimizer"])
         self.state = TrainState(**st["counters"])
         set_rng_state(st["rng"])
-        # Records written after the checkpoint would be duplicated by the resumed run: drop them.
-        metrics = self.run_dir / "metrics.jsonl"
-        if metrics.exists() and self.dist.is_main:
-            keep = [ln for ln in metrics.read_text(encoding="utf-8").splitlines() if _step_of(ln) <= self.state.step]
-            tmp = metrics.with_suffix(".jsonl.tmp")
-            try:
-                tmp.write_text("".join(k + "\n" for k in keep), encoding="utf-8")
-                tmp.replace(metrics)
-            finally:
-                tmp.unlink(missing_ok=True)  # after a failed write (full disk): metrics.jsonl is untouched
+        if self.dist.is_main:  # records after the checkpoint would be duplicated by the resumed run
+            drop_records_after(self.run_dir, self.state.step)
         self.log(f"resumed from {self.checkpoint} at step {self.state.step}")
 
     # -- loop --------------------------------------------------------------------------------------
@@ -249,6 +221,8 @@ class Trainer:
                 raise
             raise DiskFullError(self._disk_full_message(e)) from None
         finally:
+            if getattr(self, "trackers", None) is not None:
+                self.trackers.close()
             cleanup(self.dist)
             self._lock.release()
 
@@ -295,7 +269,7 @@ class Trainer:
                     st.batch_in_epoch += 1
                     bar.update(1)
                     if out is not None:
-                        _accumulate(st.log_sums, out)
+                        accumulate(st.log_sums, out)
                         bar.set_postfix(loss=f"{out['loss']:.2f}", kl=f"{out['kl']:.2f}", beta=f"{out['beta']:.2f}")
                     if st.step % tc.log_every == 0 and st.log_sums:
                         self._write_train_record(time.perf_counter() - window_start)
@@ -417,21 +391,9 @@ class Trainer:
             )
 
     def _write_train_record(self, seconds: float) -> None:
-        s = self.state.log_sums
-        n = max(s.get("n", 0), 1)
-        record = {
-            "split": "train",
-            "step": self.state.step,
-            "epoch": self.state.epoch,
-            **{k: s[k] / s["steps"] for k in ("loss", "rec", "kl", "mmd", "beta", "lr") if k in s},
-            "rec_per_token": s["rec_sum"] / max(s["tokens"], 1),
-            "sentences": int(s["n"]),
-            "tokens": int(s["tokens"]),
-            "tokens_per_sec": s["tokens"] / max(seconds, 1e-9),
-            "sentences_per_sec": n / max(seconds, 1e-9),
-        }
-        self._append_metrics(record)
-        self.state.log_sums = {}
+        st = self.state
+        self._append_metrics(train_record(st.log_sums, st.step, st.epoch, seconds))
+        st.log_sums = {}
 
     def _evaluate_and_checkpoint(self) -> dict[str, Any]:
         tc, st, d, m = self.config.train, self.state, self.data, self.config.model
@@ -453,6 +415,7 @@ class Trainer:
                 f"validation -ELBO is not finite at step {st.step}: the model has diverged; stopping ({where}); "
                 "lower train.lr"
             )
+        self._send_examples(stats)
         self.log(
             f"step {st.step}: valid -ELBO {stats['neg_elbo']:.2f} rec {stats['rec']:.2f} "
             f"KL {stats['kl']:.2f} AU {stats['au']}/{m.latent_size if m.use_latent else 0}"
@@ -465,6 +428,14 @@ class Trainer:
             st.evals_without_improvement += 1
         self._save_last()
         return record
+
+    def _send_examples(self, stats: dict[str, Any]) -> None:
+        tc = self.config.train
+        if self.trackers.active and tc.log_examples > 0:
+            texts = self.data.valid.texts(tc.log_examples)
+            send_examples(
+                self.trackers, self.model, texts, self.state.step, stats, tc.seed, self.config.data.max_tokens
+            )
 
     def _save_last(self) -> None:
         # Never replace a good checkpoint by a broken model.
@@ -484,55 +455,13 @@ class Trainer:
         return {"train": dataclasses.asdict(self.config.train)}
 
     def _append_metrics(self, record: dict[str, Any]) -> None:
-        """Append one record as a line of strict JSON (a non-finite number is written as null). A write
-        that fails half-way (full disk) is undone, so the file never ends in a partial line."""
-        if not self.dist.is_main:
-            return
-        data = (json.dumps(_json_safe(record), allow_nan=False) + "\n").encode("utf-8")
-        fd = os.open(self.run_dir / "metrics.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            start = os.fstat(fd).st_size
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-            except OSError:
-                os.ftruncate(fd, start)
-                raise
-        finally:
-            os.close(fd)
-
-
-def _accumulate(sums: dict[str, float], out: dict[str, float]) -> None:
-    for k in ("loss", "rec", "kl", "mmd", "beta", "lr"):
-        if k in out:  # mmd: only with model.mmd_weight
-            sums[k] = sums.get(k, 0.0) + out[k]
-    sums["steps"] = sums.get("steps", 0) + 1
-    sums["n"] = sums.get("n", 0) + out["sentences"]
-    sums["tokens"] = sums.get("tokens", 0) + out["tokens"]
-    sums["rec_sum"] = sums.get("rec_sum", 0.0) + out["rec"] * out["sentences"]
+        if self.dist.is_main:
+            self.trackers.record(record)
+            append_record(self.run_dir, record)
 
 
 #: The skipped share of updates is judged from this many steps on (one bad first step is not a trend).
 _MIN_STEPS_FOR_FRACTION = 20
-
-
-def _json_safe(value: Any) -> Any:
-    """``value`` with NaN/inf floats replaced by None: ``json.dumps`` would write ``NaN``, which is not JSON."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-def _step_of(line: str) -> int:
-    try:
-        return int(json.loads(line).get("step", 0))
-    except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
-        return 1 << 62  # unreadable line: drop it
 
 
 def train(config: Config, log: Callable[[str], None] = print) -> dict[str, Any]:
