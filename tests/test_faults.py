@@ -20,25 +20,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_reliability import SETTINGS  # the run of the single-kill test: 60 steps, checkpoints every 5
 
 from textvae.config import Config
 from textvae.errors import ModelDirError
 from textvae.model.vae import TextVAE
 from textvae.training.checkpoint import find_checkpoint
 from textvae.training.trainer import Trainer
-
-SETTINGS = {
-    "data": {"train": "synthetic", "synthetic_size": 300, "valid_fraction": 0.1},
-    "model": {"embedding_size": 16, "hidden_size": 24, "latent_size": 4, "word_dropout": 0.2, "dropout": 0.1},
-    "train": {
-        "max_steps": 60,
-        "batch_size": 16,
-        "eval_every": 20,
-        "checkpoint_every": 5,
-        "log_every": 5,
-        "progress": False,
-    },
-}
 
 #: The phases of a checkpoint write where :func:`save_checkpoint` has a fault point.
 PHASES = ("checkpoint:started", "checkpoint:state-written", "checkpoint:written", "checkpoint:old-moved",

@@ -19,6 +19,7 @@ from textvae.config import Config
 from textvae.errors import DiskFullError, ModelDirError, TextVAEError
 from textvae.model.vae import TextVAE
 from textvae.training import checkpoint as checkpoint_module
+from textvae.training import records as records_module
 from textvae.training import trainer as trainer_module
 from textvae.training.checkpoint import find_checkpoint
 from textvae.training.rundir import LOCK_NAME, RunLock
@@ -154,7 +155,7 @@ def test_full_disk_while_appending_a_record_leaves_no_partial_line(tmp_path, mon
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_write(fd, data)
 
-    monkeypatch.setattr(trainer_module.os, "write", write)
+    monkeypatch.setattr(records_module.os, "write", write)
     with pytest.raises(DiskFullError, match=rf"no space left on device.*continue with train.resume={run}"):
         trainer.fit()
     monkeypatch.undo()
