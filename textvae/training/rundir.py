@@ -128,7 +128,10 @@ def clear_incomplete_run(run_dir: Path, log: Callable[[str], None] = print) -> N
     if not found or holds_a_run(run_dir):
         return
     if (run_dir / "metrics.jsonl").exists():
-        (run_dir / "metrics.jsonl").replace(run_dir / "metrics.incomplete.jsonl")
+        kept, i = run_dir / "metrics.incomplete.jsonl", 2
+        while kept.exists():  # an earlier failed start's records stay too
+            kept, i = run_dir / f"metrics.incomplete-{i}.jsonl", i + 1
+        (run_dir / "metrics.jsonl").replace(kept)
     for name in ("last.tmp", "best.tmp"):
         shutil.rmtree(run_dir / name, ignore_errors=True)
     if found != ["config.yaml"]:
