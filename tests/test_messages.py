@@ -140,3 +140,16 @@ def test_plot_takes_json_like_every_command(model_dir, tmp_path, capsys):
     assert main(["plot", str(model_dir.parent), "--out", str(tmp_path), "--json"]) == 0
     figures = json.loads(capsys.readouterr().out)["figures"]
     assert figures and all(Path(f).is_file() for f in figures)
+
+
+def test_the_text_column_defaults_to_the_models_own(labelled, tmp_path, capsys):
+    """A model trained on a "review" column reads "review" from --data without being told."""
+    run = tmp_path / "run"
+    cfg = Config.from_dict(SETTINGS).apply_overrides(
+        [f"data.train={labelled}", "data.text_column=review", "data.valid_fraction=0.2", f"train.output_dir={run}"]
+    )
+    Trainer(cfg, log=lambda s: None).fit()
+    model = str(run / "best")
+    assert main(["evaluate", model, "--data", str(labelled), "--samples", "2"]) == 0
+    mix = ["mix", model, "the cat sleeps .", "--data", str(labelled), "--label-column", "mood"]
+    assert main([*mix, "--target-style", "positive"]) == 0
