@@ -22,7 +22,7 @@ def tiny_model(seed: int = 0, vocab_size: int = V, eos_bias: float = 0.0, **kw) 
     torch.manual_seed(seed)
     m = TextVAE(ModelConfig(vocab_size=vocab_size, embedding_size=8, hidden_size=12, latent_size=4, **kw)).eval()
     with torch.no_grad():
-        m.decoder.output.bias[EOS] += eos_bias
+        m.decoder.head.output.bias[EOS] += eos_bias
     return m
 
 

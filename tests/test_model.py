@@ -195,6 +195,32 @@ def test_save_and_load_give_identical_tensors_and_outputs(tmp_path):
     assert loaded.config == m.config
 
 
+@pytest.mark.parametrize("decoder", ["lstm", "transformer"])
+@pytest.mark.parametrize("tie", [False, True])
+def test_weights_saved_before_the_shared_output_head_still_load(tmp_path, decoder, tie):
+    """Directories written when the output layer's parameters sat on the decoder itself (``decoder.output.*``,
+    ``decoder.to_embedding.weight``, ``decoder.out_bias``) load into the shared :class:`OutputHead`."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    from textvae.fileio import sha256_file
+
+    torch.manual_seed(0)
+    m = TextVAE(tiny(decoder=decoder, tie_embeddings=tie, num_heads=2)).eval()
+    m.save_pretrained(tmp_path / "m")
+    weights = tmp_path / "m" / "model.safetensors"
+    old = {k.replace("decoder.head.", "decoder."): v.contiguous() for k, v in load_file(str(weights)).items()}
+    assert "decoder.head.out_bias" not in old and any(k.startswith("decoder.out") for k in old)
+    save_file(old, str(weights))
+    info = json.loads((tmp_path / "m" / "config.json").read_text())
+    info["weights_sha256"] = sha256_file(weights)
+    (tmp_path / "m" / "config.json").write_text(json.dumps(info))
+    loaded = TextVAE.from_pretrained(tmp_path / "m")
+    b = batch()
+    assert torch.equal(m(b, sample=False).loss, loaded(b, sample=False).loss)
+
+
 def test_loading_a_non_model_directory_is_a_clear_error(tmp_path):
     with pytest.raises(ModelDirError, match="not found"):
         TextVAE.from_pretrained(tmp_path / "missing")

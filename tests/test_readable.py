@@ -65,7 +65,7 @@ def tiny_model(boost: int, by: float = 100.0) -> TextVAE:
     torch.manual_seed(0)
     m = TextVAE(ModelConfig(vocab_size=V, embedding_size=8, hidden_size=12, latent_size=4)).eval()
     with torch.no_grad():
-        m.decoder.output.bias[boost] += by
+        m.decoder.head.output.bias[boost] += by
     return m
 
 

@@ -10,11 +10,17 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from textvae import __version__
 from textvae.errors import TextVAEError
+from textvae.version import __version__
 
 #: Modules that each define ``register(subparsers)``; order is the order of ``textvae --help``.
-_COMMAND_MODULES = ("textvae.cli.train", "textvae.cli.generate", "textvae.cli.evaluate", "textvae.cli.hub")
+_COMMAND_MODULES = (
+    "textvae.cli.train",
+    "textvae.cli.generate",
+    "textvae.cli.evaluate",
+    "textvae.cli.analysis",
+    "textvae.cli.hub",
+)
 
 
 class _Parser(argparse.ArgumentParser):

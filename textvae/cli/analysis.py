@@ -9,8 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from textvae.cli.common import add_model_args, emit, load_model
-from textvae.cli.evaluate import add_data_args, load_data, positive_int
+from textvae.cli.common import add_data_args, add_model_args, emit, load_data, load_model, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:

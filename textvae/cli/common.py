@@ -148,3 +148,60 @@ def require_text(text: str, what: str = "sentence") -> str:
     if not text or not text.strip():
         raise TextVAEError(f"the {what} is empty; give some text")
     return text
+
+
+# -- argument types and the corpus arguments of evaluate / score / analyze ---------------------------------
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _int_at_least(text, 1)
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    return _int_at_least(text, 0)
+
+
+def _int_at_least(text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+    return value
+
+
+def add_data_args(p: argparse.ArgumentParser, what: str = "sentences to evaluate") -> None:
+    """``--data``, ``--text-column``, ``--max-sentences``, ``--length-filter`` and ``--batch-size`` (shared with
+    ``analyze``)."""
+    p.add_argument("--data", required=True, metavar="FILE", help=f"{what}: text (one per line), jsonl, csv/tsv")
+    p.add_argument(
+        "--text-column", default=None, help="text column of a jsonl/csv --data (default: the model's training one)"
+    )
+    p.add_argument(
+        "--max-sentences", type=positive_int, default=None, metavar="N", help="use only the first N sentences"
+    )
+    p.add_argument(
+        "--length-filter",
+        action="store_true",
+        help="drop sentences outside the training data.min_length/max_length (default: keep them all)",
+    )
+    p.add_argument("--batch-size", type=positive_int, default=32, metavar="B", help="sentences per batch (default 32)")
+
+
+def load_data(args: argparse.Namespace, model: Any, label_columns: tuple[str, ...] = ()):
+    """The corpus of ``--data``, cleaned as the model's training data; reports its row counts on stderr."""
+    from textvae.evaluation.scoring import load_eval_data
+
+    data = load_eval_data(
+        model,
+        args.data,
+        label_columns=label_columns,
+        length_filter=args.length_filter,
+        max_sentences=args.max_sentences,
+        key="--data",
+        flags={"text_column": "--text-column", "label_column": "--label-column"},
+        text_column=args.text_column,
+    )
+    print(f"{args.data}: {data.describe()}", file=sys.stderr)
+    return data

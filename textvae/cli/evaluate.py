@@ -1,5 +1,4 @@
 """``textvae evaluate``, ``score`` and ``impute``: the numbers of a trained model on a corpus or a sentence.
-(``plot`` and ``analyze`` live in :mod:`textvae.cli.analysis` and are registered from here.)
 
 Thin wrappers: the work is in :mod:`textvae.evaluation`. Results go to stdout (a table, or JSON with
 ``--json``); progress, ETA and what happened to the input rows go to stderr.
@@ -12,70 +11,18 @@ import sys
 from typing import Any
 
 from textvae.cli.common import (
+    add_data_args,
     add_decoding_args,
     add_model_args,
     decoding_from_args,
     emit,
+    load_data,
     load_model,
+    nonnegative_int,
+    positive_int,
     require_text,
     with_bans,
 )
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    return _int_at_least(text, 1)
-
-
-def nonnegative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    return _int_at_least(text, 0)
-
-
-def _int_at_least(text: str, low: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < low:
-        raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
-    return value
-
-
-def add_data_args(p: argparse.ArgumentParser, what: str = "sentences to evaluate") -> None:
-    """``--data``, ``--text-column``, ``--max-sentences``, ``--length-filter`` and ``--batch-size`` (shared with
-    ``analyze``)."""
-    p.add_argument("--data", required=True, metavar="FILE", help=f"{what}: text (one per line), jsonl, csv/tsv")
-    p.add_argument(
-        "--text-column", default=None, help="text column of a jsonl/csv --data (default: the model's training one)"
-    )
-    p.add_argument(
-        "--max-sentences", type=positive_int, default=None, metavar="N", help="use only the first N sentences"
-    )
-    p.add_argument(
-        "--length-filter",
-        action="store_true",
-        help="drop sentences outside the training data.min_length/max_length (default: keep them all)",
-    )
-    p.add_argument("--batch-size", type=positive_int, default=32, metavar="B", help="sentences per batch (default 32)")
-
-
-def load_data(args: argparse.Namespace, model: Any, label_columns: tuple[str, ...] = ()):
-    """The corpus of ``--data``, cleaned as the model's training data; reports its row counts on stderr."""
-    from textvae.evaluation.scoring import load_eval_data
-
-    data = load_eval_data(
-        model,
-        args.data,
-        label_columns=label_columns,
-        length_filter=args.length_filter,
-        max_sentences=args.max_sentences,
-        key="--data",
-        flags={"text_column": "--text-column", "label_column": "--label-column"},
-        text_column=args.text_column,
-    )
-    print(f"{args.data}: {data.describe()}", file=sys.stderr)
-    return data
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -145,10 +92,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     i.add_argument("--label", default=None, help="label of a conditional model")
     i.set_defaults(func=run_impute)
-
-    from textvae.cli import analysis  # plot and analyze: registered from here, after evaluate/score/impute
-
-    analysis.register(sub)
 
 
 def _fmt(v: Any, digits: int = 2) -> str:

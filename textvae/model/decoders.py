@@ -1,6 +1,6 @@
 """Autoregressive decoders conditioned on a latent code.
 
-Every decoder implements :class:`Decoder`: ``forward`` turns input ids (and a latent ``z``) into hidden
+Every decoder implements :class:`textvae.model.base.Decoder`: ``forward`` turns input ids (and a latent ``z``) into hidden
 states plus a recurrent state/cache for incremental decoding, and ``project`` turns hidden states into
 vocabulary logits. Keeping the two apart lets the loss project only the real (non-padding) positions.
 """
@@ -10,33 +10,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+
+from textvae.model.base import Decoder, OutputHead, rename_legacy_head_keys
 
 if TYPE_CHECKING:
     from textvae.config import ModelConfig
-
-
-class Decoder(nn.Module):
-    """Base class for decoders.
-
-    ``forward(input_ids [B, T], z [B, Z] | None, state=None) -> (hidden [B, T, H], state)``: with
-    ``state=None`` decoding starts from the beginning; passing the returned state back with the next
-    token(s) continues it, so generating ``T`` tokens costs ``T`` single-step calls.
-    ``project(hidden [..., H]) -> logits [..., V]``.
-    """
-
-    vocab_size: int
-
-    def forward(self, input_ids: Tensor, z: Tensor | None, state: Any = None) -> tuple[Tensor, Any]:
-        raise NotImplementedError
-
-    def project(self, hidden: Tensor) -> Tensor:
-        raise NotImplementedError
-
-    def reorder_state(self, state: Any, index: Tensor) -> Any:
-        """Select/reorder batch entries of a state (beam search); ``index [B']`` long."""
-        raise NotImplementedError
 
 
 class RNNDecoder(Decoder):
@@ -78,14 +57,7 @@ class RNNDecoder(Decoder):
         )
         n_states = 2 if cell == "lstm" else 1
         self.z_to_state = nn.Linear(latent_size, n_states * num_layers * hidden_size) if self.z_init else None
-        if tie_embeddings:
-            # Tied output: hidden -> embedding space, then the (shared) embedding matrix.
-            self.to_embedding = nn.Linear(hidden_size, embedding_size, bias=False)
-            self.out_bias = nn.Parameter(torch.zeros(vocab_size))
-            self.output = None
-        else:
-            self.to_embedding = None
-            self.output = nn.Linear(hidden_size, vocab_size)
+        self.head = OutputHead(hidden_size, vocab_size, embedding_size, tie_embeddings)
 
     def initial_state(self, z: Tensor | None, batch_size: int) -> Any:
         if self.z_to_state is None or z is None:
@@ -104,9 +76,11 @@ class RNNDecoder(Decoder):
         return self.dropout(out), state
 
     def project(self, hidden: Tensor) -> Tensor:
-        if self.output is not None:
-            return self.output(hidden)
-        return F.linear(self.to_embedding(hidden), self.embedding.weight, self.out_bias)
+        return self.head(hidden, self.embedding.weight)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001 (torch's signature)
+        rename_legacy_head_keys(state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def reorder_state(self, state: Any, index: Tensor) -> Any:
         if state is None:

@@ -1,6 +1,6 @@
 """Sentence encoders: token ids -> one summary vector per sentence.
 
-Every encoder implements :class:`Encoder`; :func:`build_encoder` picks one from the model config.
+Every encoder implements :class:`textvae.model.base.Encoder`; :func:`build_encoder` picks one from the model config.
 The VAE maps the summary to the Gaussian's mean and log-variance, so an encoder knows nothing about
 latents and new backbones (Transformer, pretrained) only have to honour this small interface.
 """
@@ -12,21 +12,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
+from textvae.model.base import Encoder
+
 if TYPE_CHECKING:
     from textvae.config import ModelConfig
-
-
-class Encoder(nn.Module):
-    """Base class. ``output_size`` is the width of the summary vector."""
-
-    output_size: int
-
-    def forward(self, input_ids: Tensor, lengths: Tensor) -> Tensor:
-        """``input_ids [B, T]`` long, ``lengths [B]`` long -> summary ``[B, output_size]`` float.
-
-        Padding positions (beyond ``lengths``) must not change the result.
-        """
-        raise NotImplementedError
 
 
 class RNNEncoder(Encoder):

@@ -21,10 +21,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
-from textvae import __version__
 from textvae.config import Config, ModelConfig
 from textvae.errors import ConfigError, ModelDirError
 from textvae.fileio import atomic_write_text, fsync_path, sha256_file
+from textvae.version import __version__
 
 if TYPE_CHECKING:
     from textvae.model.vae import TextVAE
@@ -98,29 +98,21 @@ def read_config(directory: str | Path) -> dict[str, Any]:
 
 
 def load_model_dir(
+    model_class: type[TextVAE],
     directory: str | Path,
     device: str | torch.device = "cpu",
     *,
     trust_remote_code: bool = False,
-    revision: str | None = None,
-    cache_dir: str | Path | None = None,
-    local_files_only: bool = False,
-    token: str | bool | None = None,
 ) -> TextVAE:
-    """Rebuild a :class:`TextVAE` from a saved directory (see module docstring), or from a Hub id
-    ``"user/name"`` that is not a local path (downloaded through the Hub cache: :mod:`textvae.hub`;
-    ``revision``, ``cache_dir``, ``local_files_only`` and ``token`` apply to Hub ids only).
+    """Rebuild a ``model_class`` (:class:`TextVAE`) from a saved local directory (see module docstring);
+    :meth:`TextVAE.from_pretrained` resolves Hub ids to one first. The class is passed in, not imported, so
+    this module depends on the model only through its constructor.
 
     ``trust_remote_code`` comes from the caller only: the directory's own ``config.json`` records the flag
     it was trained with, but a downloaded directory could set it to run its code, so that value is ignored.
     """
     from textvae.data.tokenizer import TextTokenizer
-    from textvae.hub import resolve_pretrained
-    from textvae.model.vae import TextVAE
 
-    directory = resolve_pretrained(
-        directory, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
-    )
     d = resolve_model_dir(directory)
     info = read_config(d)
     try:
@@ -146,7 +138,7 @@ def load_model_dir(
     elif sha256_file(weights) != recorded:
         raise ModelDirError(f"{weights} is damaged (checksum mismatch); restore it from a backup or retrain")
     encoder_tokenizer = _load_encoder_tokenizer(d, info, cfg)
-    model = TextVAE(cfg.model, tokenizer, cfg.data, backbone_configs=_load_backbone_configs(d, cfg.model))
+    model = model_class(cfg.model, tokenizer, cfg.data, backbone_configs=_load_backbone_configs(d, cfg.model))
     model.encoder_tokenizer = encoder_tokenizer
     model.label_names = [str(x) for x in info.get("label_names") or []]
     try:

@@ -26,8 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from textvae.errors import ConfigError
-from textvae.model.decoders import Decoder
-from textvae.model.encoders import Encoder
+from textvae.model.base import Decoder, Encoder
 
 
 @contextlib.contextmanager

@@ -24,8 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from textvae.model.decoders import Decoder
-from textvae.model.encoders import Encoder
+from textvae.model.base import Decoder, Encoder, OutputHead, rename_legacy_head_keys
 
 
 def sinusoidal_positions(positions: Tensor, dim: int) -> Tensor:
@@ -222,14 +221,7 @@ class TransformerDecoder(Decoder):
         self.norm = nn.LayerNorm(hidden_size)
         self.z_memory = nn.Linear(latent_size, num_layers * 2 * hidden_size) if use_memory else None
         self.z_embed = nn.Linear(latent_size, hidden_size) if use_embed else None
-        if tie_embeddings:
-            # Tied output: hidden -> embedding space, then the (shared) input embedding matrix.
-            self.to_embedding = nn.Linear(hidden_size, embedding_size, bias=False)
-            self.out_bias = nn.Parameter(torch.zeros(vocab_size))
-            self.output = None
-        else:
-            self.to_embedding = None
-            self.output = nn.Linear(hidden_size, vocab_size)
+        self.head = OutputHead(hidden_size, vocab_size, embedding_size, tie_embeddings)
         _init_linear(self)
 
     def initial_state(self, z: Tensor | None, batch_size: int) -> KVCache:
@@ -263,9 +255,11 @@ class TransformerDecoder(Decoder):
         return self.dropout(self.norm(x)), KVCache(layers, state.tokens + T)
 
     def project(self, hidden: Tensor) -> Tensor:
-        if self.output is not None:
-            return self.output(hidden)
-        return F.linear(self.to_embedding(hidden), self.inputs.embedding.weight, self.out_bias)
+        return self.head(hidden, self.inputs.embedding.weight)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001 (torch's signature)
+        rename_legacy_head_keys(state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def reorder_state(self, state: KVCache | None, index: Tensor) -> KVCache | None:
         if state is None:

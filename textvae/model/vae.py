@@ -390,17 +390,13 @@ class TextVAE(nn.Module):
         commit, ``cache_dir`` the cache folder, ``local_files_only`` (or ``HF_HUB_OFFLINE=1``) never goes
         online). ``trust_remote_code=True`` lets a pretrained backbone's own code run: only for directories
         you trust (the flag saved inside the directory is never used for this)."""
+        from textvae.hub import resolve_pretrained
         from textvae.model.persistence import load_model_dir
 
-        return load_model_dir(
-            directory,
-            device,
-            trust_remote_code=trust_remote_code,
-            revision=revision,
-            cache_dir=cache_dir,
-            local_files_only=local_files_only,
-            token=token,
+        local = resolve_pretrained(
+            directory, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
         )
+        return load_model_dir(cls, local, device, trust_remote_code=trust_remote_code)
 
     def push_to_hub(
         self,
