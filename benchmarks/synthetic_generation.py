@@ -32,7 +32,6 @@ import torch
 from textvae.data.synthetic import FACTORS, generate, parse
 from textvae.evaluation.analysis import linear_probe
 from textvae.inference.interpolation import interpolate, interpolate_random
-from textvae.inference.latent_tools import encode_sentences
 from textvae.inference.style import (
     encode_examples,
     infer_labels,
@@ -146,7 +145,7 @@ def factor_probes(model: TextVAE, n_examples: int) -> dict[str, dict]:
     ``n_examples`` fresh sentences, and its majority-class floor: whether the factor is *linearly* encoded,
     which attribute vectors and dimension scores rely on."""
     sentences = generate(n_examples, seed=EXAMPLE_SEED)
-    mu = encode_sentences(model, [s.text for s in sentences]).mu.cpu().numpy()
+    mu = model.encode_text([s.text for s in sentences]).mu.cpu().numpy()
     out = {}
     for factor in FACTORS:
         probe = linear_probe(mu, [s.factors[factor] for s in sentences])

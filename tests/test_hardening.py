@@ -70,12 +70,12 @@ def model(tokenizers):
 @settings(max_examples=30, deadline=None)
 @given(sentences=st.lists(hostile_text, min_size=1, max_size=4))
 def test_text_api_accepts_anything(model, sentences):
-    out = model.reconstruct(sentences)
+    out = model.reconstruct(sentences, strict=False)
     assert len(out) == len(sentences) and all(isinstance(s, str) for s in out)
 
 
 def test_very_long_line_is_capped(model):
-    mu, _ = model.encode_text(["word " * 50_000])
+    mu, _ = model.encode_text(["word " * 50_000], strict=False)
     assert mu.shape == (1, 2)
 
 

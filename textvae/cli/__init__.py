@@ -10,7 +10,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from textvae.errors import TextVAEError
+from textvae.errors import ParameterError, TextVAEError
 from textvae.version import __version__
 
 #: Modules that each define ``register(subparsers)``; order is the order of ``textvae --help``.
@@ -55,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with contextlib.suppress(ValueError):  # only the main thread may set handlers; elsewhere the caller's stay
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
     name = "textvae"
+    args = None
     format_warning, warnings.formatwarning = warnings.formatwarning, _one_line_warning
     try:
         parser = build_parser()
@@ -62,7 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         name = f"textvae {args.command}"
         return int(args.func(args) or 0)
     except TextVAEError as e:
-        print(f"{name}: error: {e}", file=sys.stderr)
+        message = e.spelled(flag_names(e.names, args)) if isinstance(e, ParameterError) else str(e)
+        print(f"{name}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return _signalled(name, signal.SIGINT, "interrupted")
@@ -72,6 +74,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.formatwarning = format_warning
         if previous is not None and signal.getsignal(signal.SIGTERM) is _raise_terminated:
             signal.signal(signal.SIGTERM, previous)  # called in-process (tests, notebooks): leave no trace
+
+
+#: How the commands spell library parameters whose flag is not ``--name`` (``_`` as ``-``).
+_FLAGS = {
+    "sentences": "the sentences",
+    "labels": "--label",
+    "top_k": "--dims",
+    "path": "--output",
+    "overwrite": "--force",
+    "num_points": "--random",
+}
+
+
+def flag_names(params: Sequence[str], args: argparse.Namespace | None) -> dict[str, str]:
+    """The command-line spelling of each library parameter a :class:`ParameterError` names: ``-n`` for a
+    one-letter name, else :data:`_FLAGS` or ``--name`` (a command may override with ``flag_names`` defaults)."""
+    own = getattr(args, "flag_names", None) or {}
+    return {p: own.get(p) or _FLAGS.get(p) or ("-" + p if len(p) == 1 else "--" + p.replace("_", "-")) for p in params}
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:

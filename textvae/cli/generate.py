@@ -302,15 +302,12 @@ def _style_codes(model, args: argparse.Namespace):
 
 
 def run_reconstruct(args: argparse.Namespace) -> int:
-    from textvae.inference.latent_tools import decode_latents, encode_sentences, labels_for
-
     decoding = decoding_from_args(args)
     sentences = _inputs(args)
     model = load_model(args)
     decoding = with_bans(decoding, args, model)
     labels = [args.label] if args.label is not None else None
-    mu = encode_sentences(model, sentences, labels).mu
-    texts = decode_latents(model, mu, decoding, _generator(model, args), labels_for(model, args.label, len(mu)))
+    texts = model.reconstruct(sentences, decoding, labels, generator=_generator(model, args))
     emit(
         ({"source": s, "text": t} for s, t in zip(sentences, texts)),
         args.json,
@@ -320,11 +317,11 @@ def run_reconstruct(args: argparse.Namespace) -> int:
 
 
 def run_encode(args: argparse.Namespace) -> int:
-    from textvae.inference.latent_tools import encode_sentences, save_codes
+    from textvae.inference.latent_tools import save_codes
 
     sentences = _inputs(args)
     model = load_model(args)
-    post = encode_sentences(model, sentences, [args.label] if args.label is not None else None)
+    post = model.encode_text(sentences, [args.label] if args.label is not None else None)
     if args.output:
         path = save_codes(post, args.output, overwrite=args.force)
         record = {"output": str(path), "shape": [len(sentences), 2, model.config.latent_size]}

@@ -9,8 +9,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from textvae.errors import TextVAEError
-from textvae.inference.latent_tools import decode_latents, encode_sentences, labels_for, require_latent
+from textvae.errors import ParameterError
 from textvae.model.decoding import DecodingConfig
 from textvae.model.vae import TextVAE
 
@@ -65,11 +64,11 @@ def piecewise_path(points: Tensor, steps: int, method: str = "linear") -> tuple[
 
 
 def check_path(steps: int, method: str) -> None:
-    """Raise :class:`TextVAEError` for fewer than 2 steps or an unknown method."""
+    """Raise :class:`ParameterError` for fewer than 2 steps or an unknown method."""
     if steps < 2:
-        raise TextVAEError(f"--steps must be at least 2 (both ends are included), got {steps}")
+        raise ParameterError(f"{{steps}} must be at least 2 (both ends are included), got {steps}")
     if method not in METHODS:
-        raise TextVAEError(f"unknown interpolation method {method!r}; use {' or '.join(METHODS)}")
+        raise ParameterError(f"unknown interpolation {{method}} {method!r}; use {' or '.join(METHODS)}")
 
 
 def _walk(
@@ -82,7 +81,7 @@ def _walk(
     generator: torch.Generator | None,
 ) -> list[dict]:
     alphas, z = piecewise_path(points, steps, method)
-    texts = decode_latents(model, z, decoding, generator, labels_for(model, label, z.shape[0]))
+    texts = model.generate_text(z, decoding, generator, model.label_ids([label] if label is not None else None, len(z)))
     return [{"step": i, "alpha": round(float(a), 4), "text": t} for i, (a, t) in enumerate(zip(alphas.tolist(), texts))]
 
 
@@ -100,8 +99,8 @@ def interpolate(
     A conditional model encodes and decodes every point with ``label``."""
     check_path(steps, method)
     if len(sentences) < 2:
-        raise TextVAEError("give at least two sentences to interpolate between (or random prior points)")
-    mu = encode_sentences(model, sentences, [label] if label is not None else None).mu
+        raise ParameterError("give at least two {sentences} to interpolate between (or random prior points)")
+    mu = model.encode_text(sentences, [label] if label is not None else None).mu
     return _walk(model, mu, steps, method, decoding, label, generator)
 
 
@@ -117,7 +116,7 @@ def interpolate_random(
     """Like :func:`interpolate`, between ``num_points`` random draws from the prior N(0, I) (``generator``
     seeds them and any sampling in decoding)."""
     check_path(steps, method)
-    require_latent(model)
+    model.require_latent()
     if num_points < 2:
-        raise TextVAEError(f"a random path needs at least 2 points, got {num_points}")
+        raise ParameterError(f"a random path needs at least 2 points ({{num_points}}), got {num_points}")
     return _walk(model, model.sample_prior(num_points, generator), steps, method, decoding, label, generator)

@@ -14,8 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from textvae.errors import TextVAEError
-from textvae.inference.latent_tools import decode_latents, encode_sentences, labels_for
+from textvae.errors import ParameterError
 from textvae.model.decoding import DecodingConfig
 from textvae.model.vae import TextVAE
 
@@ -46,9 +45,6 @@ def sample_prior(
     model: TextVAE, n: int, decoding: DecodingConfig | None = None, seed: int | None = None, label: str | None = None
 ) -> list[str]:
     """``n`` sentences decoded from z ~ N(0, I) (``label`` for a conditional model); seeded."""
-    if n < 1:
-        raise TextVAEError(f"-n must be at least 1, got {n}")
-    labels_for(model, label, n)  # a clear error for a bad label before any work
     return model.sample(n, decoding, seed=seed, label=label)
 
 
@@ -64,11 +60,12 @@ def sample_near(
     """``n`` sentences decoded near ``sentence``: from its posterior (``radius=None``) or uniformly from
     the ball of ``radius`` around its posterior mean (see the module docstring)."""
     if n < 1:
-        raise TextVAEError(f"-n must be at least 1, got {n}")
+        raise ParameterError(f"{{n}} must be at least 1, got {n}")
     if radius is not None and not radius >= 0:
-        raise TextVAEError(f"--radius must be >= 0, got {radius}")
+        raise ParameterError(f"{{radius}} must be >= 0, got {radius}")
     g = seeded(model, seed)
-    post = encode_sentences(model, [sentence], [label] if label is not None else None)
+    labels = [label] if label is not None else None
+    post = model.encode_text([sentence], labels)
     mu, logvar = post.mu[0], post.logvar[0]
     z = posterior_samples(mu, logvar, n, g) if radius is None else ball_samples(mu, radius, n, g)
-    return decode_latents(model, z, decoding, g, labels_for(model, label, n))
+    return model.generate_text(z, decoding, g, model.label_ids(labels, n))

@@ -20,6 +20,7 @@ Tensor functions take and return ``[N, Z]`` codes; the text functions return dec
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,9 +29,7 @@ import torch
 from torch import Tensor
 
 from textvae.config import DataConfig
-from textvae.data.batching import Batch
-from textvae.errors import DataError, TextVAEError
-from textvae.inference.latent_tools import check_sentences, decode_latents, encode_sentences, labels_for, usable
+from textvae.errors import DataError, ParameterError, TextVAEError
 from textvae.model.decoding import DecodingConfig
 from textvae.model.vae import TextVAE
 
@@ -71,7 +70,7 @@ def select_dimensions(scores: Tensor, top_k: int | None = None, threshold: float
     ``threshold``; never empty (the best one is taken if none passes), so mixing always changes something."""
     if top_k is not None:
         if not 1 <= top_k <= scores.numel():
-            raise TextVAEError(f"--dims must be in [1, {scores.numel()}], got {top_k}")
+            raise ParameterError(f"{{top_k}} must be in [1, {scores.numel()}], got {top_k}")
         return scores.topk(top_k).indices.sort().values
     dims = (scores >= threshold).nonzero().squeeze(1)
     return dims if dims.numel() else scores.argmax().reshape(1)
@@ -144,10 +143,10 @@ def encode_examples(model: TextVAE, examples: dict[str, list[str]]) -> dict[str,
     check_unconditional(model)
     codes = {}
     for style, texts in examples.items():
-        texts = [t for t, ok in zip(texts, usable(model, texts)) if ok]
+        texts = [t for t, ok in zip(texts, model.usable(texts)) if ok]
         if not texts:
             raise DataError(f"style {style!r} has no example sentence the model can read (empty or unknown words)")
-        codes[style] = encode_sentences(model, texts).mu
+        codes[style] = model.encode_text(texts).mu
     return codes
 
 
@@ -183,8 +182,8 @@ def transfer_attribute(
 ) -> list[str]:
     """Decode ``mu(sentence) + alpha * (mean(z | target) - mean(z | source))`` for each sentence."""
     direction = attribute_vector(*split_styles(codes, target, source))
-    z = shift(encode_sentences(model, sentences).mu, direction, alpha)
-    return decode_latents(model, z, decoding, generator)
+    z = shift(model.encode_text(sentences).mu, direction, alpha)
+    return model.generate_text(z, decoding, generator)
 
 
 def style_dimensions(
@@ -214,9 +213,9 @@ def transfer_dimensions(
     """Copy dimensions ``dims [D]`` (from :func:`style_dimensions`) from ``style_sentence``'s mean code
     (default: the mean code of the ``target`` style's examples) onto each sentence's mean, keep its other
     dimensions, decode."""
-    style = encode_sentences(model, [style_sentence]).mu[0] if style_sentence else codes[target].mean(dim=0)
-    z = mix_dimensions(encode_sentences(model, sentences).mu, style, dims)
-    return decode_latents(model, z, decoding, generator)
+    style = model.encode_text([style_sentence]).mu[0] if style_sentence else codes[target].mean(dim=0)
+    z = mix_dimensions(model.encode_text(sentences).mu, style, dims)
+    return model.generate_text(z, decoding, generator)
 
 
 @torch.no_grad()
@@ -227,7 +226,7 @@ def infer_labels(model: TextVAE, sentences: Sequence[str]) -> list[str]:
     costs = []
     for i in range(len(model.label_names)):
         lab = torch.full((len(batch),), i, dtype=torch.long, device=model.device)
-        out = model(Batch(batch.input_ids, batch.lengths, lab), sample=False)
+        out = model(dataclasses.replace(batch, labels=lab), sample=False)  # keeps the encoder's own ids
         costs.append(out.rec_per_sentence + out.kl_per_sentence)
     best = torch.stack(costs, dim=1).argmin(dim=1)
     return [model.label_names[i] for i in best.tolist()]
@@ -245,7 +244,7 @@ def transfer_conditional(
     :func:`infer_labels`) and decode its mean code with the ``target`` label."""
     if not model.config.conditional:
         raise TextVAEError("conditional decoding needs a conditional model (model.conditional=true)")
-    target_ids = labels_for(model, target, len(sentences))
-    check_sentences(model, sentences)  # before infer_labels reads them
-    mu = encode_sentences(model, sentences, source_labels or infer_labels(model, sentences)).mu
-    return decode_latents(model, mu, decoding, generator, target_ids)
+    target_ids = model.label_ids([target], len(sentences))
+    model.check_sentences(sentences)  # before infer_labels reads them
+    mu = model.encode_text(sentences, source_labels or infer_labels(model, sentences)).mu
+    return model.generate_text(mu, decoding, generator, target_ids)

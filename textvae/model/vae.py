@@ -8,31 +8,23 @@ averaged over sentences. The loss is ``rec + beta * kl_term`` where ``kl_term`` 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
 from textvae.config import DataConfig, ModelConfig
-from textvae.data.batching import Batch, collate
-from textvae.data.text import normalize_text
-from textvae.errors import ConfigError, TextVAEError
+from textvae.data.batching import Batch
+from textvae.errors import ConfigError
 from textvae.model.decoders import build_decoder
 from textvae.model.decoding import DecodingConfig, generate
 from textvae.model.encoders import build_encoder
 from textvae.model.objective import gaussian_kl, kl_term, mmd, sum_per_row, token_nll, word_dropout
+from textvae.model.text_api import Posterior, TextMixin
 
 if TYPE_CHECKING:
     from textvae.data.tokenizer import TextTokenizer
-
-
-class Posterior(NamedTuple):
-    """Parameters of q(z|x): ``mu [B, Z]`` and ``logvar [B, Z]``."""
-
-    mu: Tensor
-    logvar: Tensor
 
 
 @dataclass
@@ -61,11 +53,12 @@ class VAEOutput:
         return self.rec_per_sentence.sum() / max(self.num_tokens, 1)
 
 
-class TextVAE(nn.Module):
+class TextVAE(TextMixin, nn.Module):
     """A sentence VAE built from a :class:`ModelConfig` (and, for text in / text out, a tokenizer).
 
     Tensor verbs: :meth:`encode`, :meth:`reparameterize`, :meth:`decode`, :meth:`forward`,
-    :meth:`generate`. Text verbs for notebooks: :meth:`encode_text`, :meth:`reconstruct`, :meth:`sample`.
+    :meth:`generate`. Text verbs (:class:`~textvae.model.text_api.TextMixin`): :meth:`encode_text`,
+    :meth:`generate_text`, :meth:`reconstruct`, :meth:`sample`, :meth:`batch_from_text`, :meth:`batch_from_ids`.
     """
 
     def __init__(
@@ -133,7 +126,7 @@ class TextVAE(nn.Module):
     def freeze_encoder(self, frozen: bool) -> None:
         """Stop (or resume) training the encoder's weights; the posterior head keeps training. Frozen weights
         get no gradient, so the optimizer skips them (AdamW leaves parameters without a gradient alone)."""
-        if self.encoder is not None and frozen != self._encoder_frozen:
+        if self.has_latent and frozen != self._encoder_frozen:
             self.encoder.requires_grad_(not frozen)
             self._encoder_frozen = frozen
 
@@ -147,6 +140,11 @@ class TextVAE(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    @property
+    def has_latent(self) -> bool:
+        """False for a plain language model (``model.use_latent=false``): no encoder, no z."""
+        return self.encoder is not None
+
     def _labels(self, labels: Tensor | None) -> Tensor | None:
         """Label embeddings ``[B, L]`` for a conditional model (None otherwise)."""
         if self.label_embedding is None:
@@ -158,7 +156,7 @@ class TextVAE(nn.Module):
     def encode(self, input_ids: Tensor, lengths: Tensor, labels: Tensor | None = None) -> Posterior:
         """``input_ids [B, T]``, ``lengths [B]`` (``labels [B]`` for a conditional model) ->
         ``Posterior(mu [B, Z], logvar [B, Z])``."""
-        if self.encoder is None:
+        if not self.has_latent:
             raise RuntimeError("this model has no latent (model.use_latent=false): it is a language model")
         h = self.encoder(input_ids, lengths)
         e = self._labels(labels)
@@ -224,7 +222,7 @@ class TextVAE(nn.Module):
         supplies the reparameterization noise instead of drawing it (data-parallel ranks share one draw)."""
         ids, lengths, labels = batch.input_ids, batch.lengths, batch.labels
         mu = logvar = z = None
-        if self.encoder is not None:
+        if self.has_latent:
             mu, logvar = self.encode_batch(batch)
             if not sample:
                 z = mu
@@ -241,7 +239,7 @@ class TextVAE(nn.Module):
         kl = kl_b.mean()
         loss = rec
         divergence = None
-        if self.encoder is not None:
+        if self.has_latent:
             loss = rec + beta * kl_term(kl_bz, self.config.free_bits, self.config.free_bits_mode)
             if self.config.mmd_weight > 0 and z.shape[0] >= 2:
                 # The KL keeps each q(z|x) near the prior; this keeps their mixture (what p(z) draws
@@ -274,7 +272,7 @@ class TextVAE(nn.Module):
     ) -> list[list[int]]:
         """Token ids (no ``<s>``/``</s>``) decoded from ``z [N, Z]`` (or ``num`` sentences for a language
         model); ``labels [N]`` for a conditional model."""
-        if z is None and self.encoder is not None:
+        if z is None and self.has_latent:
             raise ValueError("pass z (e.g. from sample_prior) to generate from a VAE")
         n = z.shape[0] if z is not None else (labels.shape[0] if labels is not None else (num or 1))
         c = self.config
@@ -284,87 +282,6 @@ class TextVAE(nn.Module):
     def sample_prior(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``n`` draws from p(z) = N(0, I): ``[n, Z]``."""
         return torch.randn((n, self.config.latent_size), generator=generator, device=self.device)
-
-    # -- text verbs --------------------------------------------------------------------------------
-    def _require_tokenizer(self) -> TextTokenizer:
-        if self.tokenizer is None:
-            raise RuntimeError("this model has no tokenizer; load it with TextVAE.from_pretrained")
-        return self.tokenizer
-
-    def batch_from_text(self, sentences: Sequence[str]) -> Batch:
-        """Normalise sentences as the training data was, tokenize and pad them (also in the encoder's own
-        tokenizer, when it has one)."""
-        tok = self._require_tokenizer()
-        texts = [normalize_text(s, self.data_config) for s in sentences]
-        cap = self.data_config.max_tokens
-        ids = [x[:cap] for x in tok.encode_batch(texts)]
-        enc_ids = specials = None
-        enc = self.encoder_tokenizer if self.encoder is not None else None
-        if enc is not None:
-            enc_ids = [x[:cap] for x in enc.encode_batch(texts)]
-            specials = (enc.pad_id, enc.bos_id, enc.eos_id)
-        c = self.config
-        return collate(ids, c.pad_id, c.bos_id, c.eos_id, None, enc_ids, specials).to(self.device)
-
-    def decode_ids(self, ids: Sequence[Sequence[int]], readable: bool = False) -> list[str]:
-        """Text of each id sequence: the raw tokens joined (what metrics compare), or with ``readable``
-        and a word vocabulary, detokenized and recased (:mod:`textvae.data.detokenize`) for people."""
-        tok = self._require_tokenizer()
-        texts = [tok.decode(x) for x in ids]
-        if readable and tok.kind == "word":  # subword tokenizers already decode to running text
-            from textvae.data.detokenize import detokenize
-
-            texts = [detokenize(t) for t in texts]
-        return texts
-
-    def label_ids(self, labels: Sequence[str] | None, n: int) -> Tensor | None:
-        """Label strings -> ``[n]`` ids for a conditional model (one label is repeated ``n`` times);
-        None for an unconditional one. A label not seen in training raises :class:`TextVAEError`."""
-        if not self.config.conditional:
-            if labels:
-                raise TextVAEError("this model is not conditional (model.conditional=false): it takes no label")
-            return None
-        if not labels:
-            raise TextVAEError(f"this is a conditional model: give a label, one of {', '.join(self.label_names)}")
-        index = {name: i for i, name in enumerate(self.label_names)}
-        unknown = [x for x in labels if x not in index]
-        if unknown:
-            raise TextVAEError(f"label {unknown[0]!r} was not seen in training; use one of {', '.join(index)}")
-        ids = [index[x] for x in labels]
-        if len(ids) == 1:
-            ids = ids * n
-        return torch.tensor(ids, dtype=torch.long, device=self.device)
-
-    @torch.no_grad()
-    def encode_text(self, sentences: Sequence[str], labels: Sequence[str] | None = None) -> Posterior:
-        """Posterior parameters of each sentence: ``Posterior(mu [N, Z], logvar [N, Z])``."""
-        b = self.batch_from_text(sentences)
-        b.labels = self.label_ids(labels, len(sentences))
-        return self.encode_batch(b)
-
-    @torch.no_grad()
-    def reconstruct(
-        self, sentences: Sequence[str], decoding: DecodingConfig | None = None, labels: Sequence[str] | None = None
-    ) -> list[str]:
-        """Encode to the posterior mean and decode (greedy unless ``decoding`` says otherwise)."""
-        lab = self.label_ids(labels, len(sentences))
-        b = self.batch_from_text(sentences)
-        b.labels = lab
-        mu, _ = self.encode_batch(b)
-        readable = (decoding or DecodingConfig()).detokenize
-        return self.decode_ids(self.generate(mu, decoding=decoding, labels=lab), readable)
-
-    @torch.no_grad()
-    def sample(
-        self, n: int, decoding: DecodingConfig | None = None, seed: int | None = None, label: str | None = None
-    ) -> list[str]:
-        """``n`` sentences decoded from prior samples (or from the language model when there is no latent);
-        ``label`` for a conditional model."""
-        g = torch.Generator(self.device).manual_seed(seed) if seed is not None else None
-        lab = self.label_ids([label] if label is not None else None, n)
-        z = None if self.encoder is None else self.sample_prior(n, g)
-        readable = (decoding or DecodingConfig()).detokenize
-        return self.decode_ids(self.generate(z, num=n, decoding=decoding, generator=g, labels=lab), readable)
 
     # -- persistence -------------------------------------------------------------------------------
     def save_pretrained(self, directory, extra: dict | None = None) -> None:
