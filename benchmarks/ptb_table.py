@@ -33,8 +33,8 @@ from pathlib import Path
 import torch
 
 from textvae.config import Config
+from textvae.data.eval_data import load_eval_data
 from textvae.evaluation.likelihood import evaluate_corpus
-from textvae.evaluation.scoring import load_eval_data
 from textvae.model.vae import TextVAE
 from textvae.training.trainer import Trainer, resolve_device
 
@@ -118,14 +118,13 @@ def evaluate_row(cfg: Config, args: argparse.Namespace) -> dict:
     r = evaluate_corpus(
         model,
         data.token_ids,
-        encoder_ids=data.encoder_ids,
         iw_samples=args.iw_samples,
         batch_size=args.eval_batch_size,
         seed=0,
         progress=not args.quiet,
     )
     r["nll"] = r.pop("nll_iw")
-    r["latent_size"] = model.config.latent_size if model.encoder is not None else 0
+    r["latent_size"] = model.config.latent_size if model.has_latent else 0
     m, t = cfg.model, cfg.train
     r["setup"] = {
         "cells": f"{m.encoder_layers}-layer {m.encoder.upper()} encoder, {m.decoder_layers}-layer {m.decoder.upper()} decoder",

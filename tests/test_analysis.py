@@ -8,11 +8,13 @@ import torch
 
 from textvae.config import DataConfig, ModelConfig
 from textvae.data.batching import collate
+from textvae.data.eval_data import load_eval_data
 from textvae.data.tokenizer import train_tokenizer
 from textvae.errors import TextVAEError
 from textvae.evaluation.analysis import cluster_agreement, linear_probe, project_2d
 from textvae.evaluation.plots import plot_run, read_metrics
-from textvae.evaluation.scoring import impute, load_eval_data, rank_sentences, sentence_scores
+from textvae.evaluation.scoring import rank_sentences, sentence_scores
+from textvae.inference.imputation import impute
 from textvae.model.vae import TextVAE
 
 WORDS = ["the", "a", "dog", "cat", "sees", "likes", "big", "small", "red", "house", "ball", ".", "?"]

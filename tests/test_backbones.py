@@ -17,10 +17,13 @@ import torch
 from textvae.cli import main
 from textvae.config import Config, ModelConfig
 from textvae.data.batching import collate
+from textvae.data.eval_data import load_eval_data
 from textvae.data.synthetic import generate
 from textvae.errors import ConfigError
+from textvae.evaluation.batches import posterior_params
 from textvae.evaluation.likelihood import evaluate_corpus
-from textvae.evaluation.scoring import impute, load_eval_data, posterior_params, sentence_scores
+from textvae.evaluation.scoring import sentence_scores
+from textvae.inference.imputation import impute
 from textvae.model.decoding import DecodingConfig
 from textvae.model.objective import gaussian_kl
 from textvae.model.vae import TextVAE
@@ -337,28 +340,36 @@ def test_evaluation_feeds_the_encoder_its_own_ids(own_tokenizer_run, eval_file):
     model = TextVAE.from_pretrained(own_tokenizer_run).eval()
     enc = model.encoder_tokenizer
     data = load_eval_data(model, str(eval_file))
-    assert data.encoder_ids == [enc.encode(t) for t in data.texts] and data.encoder_ids != data.token_ids
+    # Each sentence's ids carry the encoder's own view: the ids training gave the encoder.
+    assert [x.encoder_ids for x in data.token_ids] == [enc.encode(t) for t in data.texts]
+    from_ids, from_text = model.batch_from_ids(data.token_ids), model.batch_from_text(data.texts)
+    assert torch.equal(from_ids.encoder_input_ids, from_text.encoder_input_ids)
+    assert not torch.equal(from_ids.encoder_input_ids[:, 1:-1], from_ids.input_ids[:, 1:-1])
+    # Plain lists get a view derived from the text of their ids, each <unk> as the encoder's unknown token.
+    plain = model.batch_from_ids([list(x) for x in data.token_ids])
+
+    def views(b):
+        return [row[:n].tolist() for row, n in zip(b.encoder_input_ids, b.encoder_lengths)]
+
+    unk = model.config.unk_id
+    for x, derived, exact in zip(data.token_ids, views(plain), views(from_text)):
+        assert derived == exact if unk not in x else derived.count(enc.unk_id) == x.count(unk)
     want = model.encode_text(data.texts)  # what training and the generation commands feed the encoder
 
     # Length-bucketed batches of 5 (other paddings, other order) give the same posteriors as one batch.
-    mu, logvar = posterior_params(model, data.token_ids, batch_size=5, encoder_ids=data.encoder_ids)
+    mu, logvar = posterior_params(model, data.token_ids, batch_size=5)
     torch.testing.assert_close(mu, want.mu, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(logvar, want.logvar, rtol=1e-5, atol=1e-5)
     # The test can tell: the decoder's ids, read by the encoder, give other posteriors.
     wrong = collate(data.token_ids, enc.pad_id, enc.bos_id, enc.eos_id)
     assert not torch.allclose(model.encode(wrong.input_ids, wrong.lengths).mu, want.mu, atol=1e-3)
 
-    r = evaluate_corpus(model, data.token_ids, iw_samples=2, batch_size=5, progress=False, encoder_ids=data.encoder_ids)
+    r = evaluate_corpus(model, data.token_ids, iw_samples=2, batch_size=5, progress=False)
     assert r["kl"] == pytest.approx(float(gaussian_kl(want.mu, want.logvar).sum(-1).mean()), rel=1e-5)
-    nll = sentence_scores(
-        model, data.token_ids, bound="elbo", iw_samples=2, progress=False, encoder_ids=data.encoder_ids
-    )
+    nll = sentence_scores(model, data.token_ids, bound="elbo", iw_samples=2, progress=False)
     assert nll.shape == (len(data.texts),) and torch.isfinite(nll).all()
-    # The decoder's ids alone are refused rather than silently read by the encoder.
-    with pytest.raises(ValueError, match="encoder_ids"):
-        posterior_params(model, data.token_ids)
-    with pytest.raises(ValueError, match="encoder_ids"):
-        evaluate_corpus(model, data.token_ids, iw_samples=1, progress=False)
+    # In one batch too: the encoder's view never depends on which sentences share a batch.
+    torch.testing.assert_close(posterior_params(model, data.token_ids)[0], want.mu, rtol=1e-5, atol=1e-5)
 
     # Imputation's final code is the posterior of the completed sentence in the encoder's tokenizer.
     done = impute(model, "the cat ___ the park .", rounds=2, candidates=5)

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from textvae.config import ModelConfig
 from textvae.data.batching import collate
+from textvae.evaluation.batches import collect_posteriors
 from textvae.evaluation.likelihood import (
     evaluate_corpus,
     exact_nll,
@@ -14,7 +15,7 @@ from textvae.evaluation.likelihood import (
     mutual_information,
     mutual_information_from_posteriors,
 )
-from textvae.evaluation.metrics import active_units, collect_posteriors, elbo_stats
+from textvae.evaluation.metrics import active_units, elbo_stats
 from textvae.evaluation.text_metrics import corpus_bleu, distinct_n, self_bleu
 from textvae.model.vae import Posterior, TextVAE
 

@@ -68,14 +68,14 @@ def run_plot(args: argparse.Namespace) -> int:
 def run_analyze(args: argparse.Namespace) -> int:
     from textvae.errors import TextVAEError
     from textvae.evaluation.analysis import analyze_latents
-    from textvae.evaluation.scoring import posterior_params
+    from textvae.evaluation.batches import posterior_params
 
     model = load_model(args)
-    if model.encoder is None:
+    if not model.has_latent:
         raise TextVAEError("this model has no latent (model.use_latent=false): there is nothing to analyze")
     columns = tuple(args.label_column or [model.data_config.label_column or "label"])
     data = load_data(args, model, columns)
-    mu, _ = posterior_params(model, data.token_ids, data.label_ids, args.batch_size, encoder_ids=data.encoder_ids)
+    mu, _ = posterior_params(model, data.token_ids, data.label_ids, args.batch_size)
     out = Path(args.out) if args.out else _default_out(args.model)
     reports = analyze_latents(
         mu.cpu().numpy(),

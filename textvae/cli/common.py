@@ -191,7 +191,7 @@ def add_data_args(p: argparse.ArgumentParser, what: str = "sentences to evaluate
 
 def load_data(args: argparse.Namespace, model: Any, label_columns: tuple[str, ...] = ()):
     """The corpus of ``--data``, cleaned as the model's training data; reports its row counts on stderr."""
-    from textvae.evaluation.scoring import load_eval_data
+    from textvae.data.eval_data import load_eval_data
 
     data = load_eval_data(
         model,

@@ -108,7 +108,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     model = load_model(args)
     decoding = with_bans(decoding, args, model)
     data = load_data(args, model)
-    is_lm = model.encoder is None
+    is_lm = not model.has_latent
     report = evaluate_corpus(
         model,
         data.token_ids,
@@ -118,7 +118,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.no_progress,
         labels=data.label_ids,
-        encoder_ids=data.encoder_ids,
     )
     report.update(model="lm" if is_lm else "vae", latent_size=0 if is_lm else model.config.latent_size)
     report.update(rec_bleu=None, bleu_sentences=0, distinct_1=None, distinct_2=None, self_bleu=None, num_samples=0)
@@ -126,14 +125,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if not is_lm and n_bleu > 0:
         _note(args, f"decoding {n_bleu} reconstructions (greedy, posterior means)")
         labels = None if data.label_ids is None else data.label_ids[:n_bleu]
-        enc_ids = None if data.encoder_ids is None else data.encoder_ids[:n_bleu]
         rec = reconstruction_bleu(
             model,
             data.token_ids[:n_bleu],
             labels,
             max_length=args.max_length,
             batch_size=args.batch_size,
-            encoder_ids=enc_ids,
         )
         report.update(rec_bleu=rec["rec_bleu"], bleu_sentences=n_bleu)
     if args.samples >= 2:
@@ -190,7 +187,6 @@ def run_score(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         progress=not args.no_progress,
-        encoder_ids=data.encoder_ids,
     )
     ranked = rank_sentences(data, nll, by=args.sort.replace("-", "_"), descending=not args.ascending)
     if args.top is not None:
@@ -207,7 +203,7 @@ def run_score(args: argparse.Namespace) -> int:
 
 def run_impute(args: argparse.Namespace) -> int:
     from textvae.errors import TextVAEError
-    from textvae.evaluation.scoring import BLANK, impute
+    from textvae.inference.imputation import BLANK, impute
 
     for s in args.sentences:  # check every input before the (slow) model load
         if not BLANK.search(require_text(s)):

@@ -16,6 +16,19 @@ import torch
 from torch import Tensor
 
 
+class TokenIds(list):
+    """One sentence's decoder token ids - a plain ``list[int]`` everywhere - that also carries the same
+    sentence in the encoder's own tokenizer (``encoder_ids``) when the model has one, so that a corpus stays
+    one list and :meth:`TextVAE.batch_from_ids` can give the encoder exactly the ids training gave it.
+    Slicing returns a plain list (the other view would no longer match)."""
+
+    __slots__ = ("encoder_ids",)
+
+    def __init__(self, ids: Sequence[int] = (), encoder_ids: Sequence[int] | None = None) -> None:
+        super().__init__(ids)
+        self.encoder_ids = None if encoder_ids is None else list(encoder_ids)
+
+
 @dataclass
 class Batch:
     """A padded batch.

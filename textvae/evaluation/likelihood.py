@@ -12,103 +12,39 @@ The importance-weighted bound (Burda et al. 2016) for a sentence ``x`` with ``K`
 from __future__ import annotations
 
 import math
-import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
-from textvae.data.batching import Batch, batch_indices, collate
-from textvae.evaluation.metrics import active_units, collect_posteriors
+from textvae.data.batching import Batch
+from textvae.evaluation.batches import (
+    ProgressCallback,
+    collect_posteriors,
+    eval_batches,
+    posterior_params,
+    report_progress,
+)
+from textvae.evaluation.metrics import active_units
+from textvae.model.modes import eval_mode
 from textvae.model.objective import gaussian_kl
 
 if TYPE_CHECKING:
-    from textvae.data.tokenizer import TextTokenizer
+    from textvae.model.vae import TextVAE
 
 LOG_2PI = math.log(2.0 * math.pi)
 
 
-@contextmanager
-def _eval_mode(model: Any) -> Iterator[None]:
-    """Evaluate without dropout / word dropout, then restore the caller's mode."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
-
-
-def encoder_tokenizer_of(model: Any) -> TextTokenizer | None:
-    """The encoder's own tokenizer (``data.encoder_tokenizer``, e.g. a pretrained BERT's in front of another
-    decoder), or None when the encoder reads the decoder's ids - always for a language model (no encoder)."""
-    if getattr(model, "encoder", None) is None:
-        return None
-    return getattr(model, "encoder_tokenizer", None)
-
-
-def eval_batches(
-    model: Any,
-    token_ids: Sequence[Sequence[int]],
-    labels: Sequence[int] | None = None,
-    batch_size: int = 32,
-    *,
-    encoder_ids: Sequence[Sequence[int]] | None = None,
-    max_batch_tokens: int | None = None,
-) -> Iterator[tuple[np.ndarray, Batch]]:
-    """The evaluation batches of a corpus: ``(indices [B] int64, Batch on the model's device)``, length-sorted,
-    deterministic, every sentence exactly once (``indices`` put per-sentence results back in input order).
-
-    ``token_ids`` are the decoder's ids (no ``<s>``/``</s>``). ``labels`` (one id per sentence) are kept for a
-    conditional model only. ``encoder_ids`` are the same sentences in the encoder's own tokenizer: required
-    when the model has one (:func:`encoder_tokenizer_of`), since its encoder must not read ids of another
-    vocabulary, and refused otherwise. Checks run when called, not at the first batch.
-    """
-    enc = encoder_tokenizer_of(model)
-    if enc is not None and encoder_ids is None:
-        raise ValueError(
-            "this model's encoder has its own tokenizer (data.encoder_tokenizer): pass encoder_ids, the sentences "
-            "in that tokenizer (load_eval_data gives them as EvalData.encoder_ids)"
-        )
-    if enc is None and encoder_ids is not None:
-        raise ValueError(
-            "encoder_ids given, but this model's encoder reads the decoder's ids (no data.encoder_tokenizer)"
-        )
-    if encoder_ids is not None and len(encoder_ids) != len(token_ids):
-        raise ValueError(f"{len(encoder_ids)} encoder id sequences for {len(token_ids)} sentences")
-    specials = None if enc is None else (enc.pad_id, enc.bos_id, enc.eos_id)
-    c = model.config
-    if not getattr(c, "conditional", False):
-        labels = None  # an unconditional model takes no label: don't carry them through the batches
-    order = batch_indices(
-        [len(x) for x in token_ids], batch_size, seed=0, epoch=0, shuffle=False, max_batch_tokens=max_batch_tokens
-    )
-
-    def pick(seqs: Sequence | None, idx: np.ndarray) -> list | None:
-        return None if seqs is None else [seqs[i] for i in idx]
-
-    def batches() -> Iterator[tuple[np.ndarray, Batch]]:
-        for idx in order:
-            enc_seqs = pick(encoder_ids, idx)
-            b = collate(pick(token_ids, idx), c.pad_id, c.bos_id, c.eos_id, pick(labels, idx), enc_seqs, specials)
-            yield idx, b.to(model.device)
-
-    return batches()
-
-
-def _sentence_nll(model: Any, ids: Tensor, lengths: Tensor, z: Tensor | None, labels: Tensor | None) -> Tensor:
+def _sentence_nll(model: TextVAE, ids: Tensor, lengths: Tensor, z: Tensor | None, labels: Tensor | None) -> Tensor:
     """Teacher-forced ``-log p(x|z)`` (the model's own :meth:`TextVAE.sentence_nll`): ``[M]`` nats."""
     return model.sentence_nll(ids, lengths, model.decoder_code(z, labels))[0]
 
 
 @torch.no_grad()
 def log_likelihood_given_z(
-    model: Any, batch: Batch, z: Tensor | None = None, *, chunk_size: int | None = None
+    model: TextVAE, batch: Batch, z: Tensor | None = None, *, chunk_size: int | None = None
 ) -> Tensor:
     """``log p(x|z)`` per sentence (sum over its tokens, end token included), in nats.
 
@@ -131,7 +67,7 @@ def log_likelihood_given_z(
         flat_z = flat_z.to(dev)
     total = bsz * k
     step = total if not chunk_size else max(1, chunk_size)
-    with _eval_mode(model):
+    with eval_mode(model):
         if step >= total and k == 1:
             return -_sentence_nll(model, ids, lengths, flat_z, labels).reshape(shape)
         out = torch.empty(total, device=dev)
@@ -146,8 +82,8 @@ def log_likelihood_given_z(
     return out.reshape(shape)
 
 
-def _importance_terms(
-    model: Any,
+def importance_terms(
+    model: TextVAE,
     batch: Batch,
     mu: Tensor,
     logvar: Tensor,
@@ -171,16 +107,16 @@ def _importance_terms(
 
 
 @torch.no_grad()
-def exact_nll(model: Any, batch: Batch) -> Tensor:
+def exact_nll(model: TextVAE, batch: Batch) -> Tensor:
     """Exact ``-log p(x)`` of a language model (``use_latent=False``): ``[B]`` nats per sentence."""
-    if getattr(model, "encoder", None) is not None:
+    if model.has_latent:
         raise ValueError("exact_nll needs a language model; use iw_nll for a VAE")
     return -log_likelihood_given_z(model, batch, None)
 
 
 @torch.no_grad()
 def iw_nll(
-    model: Any,
+    model: TextVAE,
     batch: Batch,
     num_samples: int = 500,
     *,
@@ -196,12 +132,12 @@ def iw_nll(
     """
     if num_samples < 1:
         raise ValueError("num_samples must be >= 1")
-    if getattr(model, "encoder", None) is None:
+    if not model.has_latent:
         return exact_nll(model, batch)
-    with _eval_mode(model):
+    with eval_mode(model):
         batch = batch.to(model.device)
         mu, logvar = model.encode_batch(batch)
-        log_w, _ = _importance_terms(model, batch, mu, logvar, num_samples, chunk_size, generator)
+        log_w, _ = importance_terms(model, batch, mu, logvar, num_samples, chunk_size, generator)
     return -(torch.logsumexp(log_w, dim=1) - math.log(num_samples))
 
 
@@ -250,7 +186,7 @@ def mutual_information_from_posteriors(
 
 @torch.no_grad()
 def mutual_information(
-    model: Any,
+    model: TextVAE,
     batches: Iterable[Batch],
     num_samples: int = 1,
     *,
@@ -261,18 +197,16 @@ def mutual_information(
 
     The aggregate posterior is the mixture over the whole evaluated set, not per batch. 0 for a language model.
     """
-    if getattr(model, "encoder", None) is None:
+    if not model.has_latent:
         return 0.0
     mu, logvar = collect_posteriors(model, batches)
     return mutual_information_from_posteriors(mu, logvar, num_samples=num_samples, generator=generator, entropy=entropy)
 
 
-ProgressCallback = Callable[[int, int], None]
-
 
 @torch.no_grad()
 def evaluate_corpus(
-    model: Any,
+    model: TextVAE,
     token_ids: Sequence[Sequence[int]],
     *,
     iw_samples: int = 500,
@@ -284,8 +218,7 @@ def evaluate_corpus(
     max_batch_tokens: int | None = None,
     progress: bool | ProgressCallback = True,
     labels: Sequence[int] | None = None,
-    encoder_ids: Sequence[Sequence[int]] | None = None,
-) -> dict[str, Any]:
+) -> dict[str, float | int | None]:
     """The standard likelihood report of a sentence VAE (or LM) over a tokenized corpus.
 
     ``token_ids`` are sentences of token ids without ``<s>``/``</s>``. Returns (nats; "per sentence" =
@@ -306,76 +239,52 @@ def evaluate_corpus(
     ETA, or pass ``callback(sentences_done, total)``. Lower ``iw_samples`` if the ETA is too long.
     Sampling is seeded by ``seed``; MI uses its own stream, so it does not change with ``iw_samples``.
     ``labels`` (one label id per sentence) are required by a conditional model and ignored otherwise.
-    ``encoder_ids`` (the same sentences in the encoder's own tokenizer) are required by a model whose encoder
-    has one (``data.encoder_tokenizer``) and refused otherwise; see :func:`eval_batches`.
     """
     if iw_samples < 0:
         raise ValueError("iw_samples must be >= 0")
     total = len(token_ids)
     if total == 0:
         raise ValueError("no sentences to evaluate")
-    if labels is not None and len(labels) != total:
-        raise ValueError(f"{len(labels)} labels for {total} sentences")
     # Built (and its arguments checked) before the progress bar opens, so a bad call leaves no bar behind.
-    batches = eval_batches(
-        model, token_ids, labels, batch_size, encoder_ids=encoder_ids, max_batch_tokens=max_batch_tokens
-    )
-    dev = model.device
-    is_lm = getattr(model, "encoder", None) is None
-    gen = torch.Generator(device=dev).manual_seed(seed)
-    gen_mi = torch.Generator(device=dev).manual_seed(seed + 1)
-    bar = None
-    if progress is True:
-        desc = "exact NLL" if is_lm else f"IW NLL (K={iw_samples})"
-        bar = tqdm(total=total, unit="sent", desc=desc, file=sys.stderr, dynamic_ncols=True)
-    callback = progress if callable(progress) else None
-    have_nll = is_lm or iw_samples > 0
-
+    batches = eval_batches(model, token_ids, labels, batch_size, max_batch_tokens=max_batch_tokens)
+    is_lm = not model.has_latent
     t0 = time.perf_counter()
+    mu_all = logvar_all = None
+    if not is_lm:  # one encoder pass, over the same batches as below (so the same numbers)
+        mu_all, logvar_all = posterior_params(model, token_ids, labels, batch_size, max_batch_tokens=max_batch_tokens)
+    gen = torch.Generator(device=model.device).manual_seed(seed)
+    gen_mi = torch.Generator(device=model.device).manual_seed(seed + 1)
+    have_nll = is_lm or iw_samples > 0
     rec_sum = kl_sum = nll_sum = 0.0
     n_sent = n_tok = 0
-    mus: list[Tensor] = []
-    logvars: list[Tensor] = []
-    try:
-        with _eval_mode(model):
-            for _, batch in batches:
-                if is_lm:
-                    rec_b = -log_likelihood_given_z(model, batch, None)
-                    nll_b = rec_b
+    desc = "exact NLL" if is_lm else f"IW NLL (K={iw_samples})"
+    with report_progress(progress, total, desc) as report, eval_mode(model):
+        for idx, batch in batches:
+            if is_lm:
+                rec_b = nll_b = -log_likelihood_given_z(model, batch, None)
+            else:
+                rows = torch.as_tensor(idx, device=mu_all.device)
+                mu, logvar = mu_all[rows], logvar_all[rows]
+                kl_sum += float(gaussian_kl(mu, logvar).sum())
+                if iw_samples > 0:
+                    log_w, log_px = importance_terms(model, batch, mu, logvar, iw_samples, chunk_size, gen)
+                    nll_b = -(torch.logsumexp(log_w, dim=1) - math.log(iw_samples))
+                    rec_b = -log_px.mean(dim=1)
                 else:
-                    mu, logvar = model.encode_batch(batch)
-                    mus.append(mu)
-                    logvars.append(logvar)
-                    kl_sum += float(gaussian_kl(mu, logvar).sum())
-                    if iw_samples > 0:
-                        log_w, log_px = _importance_terms(model, batch, mu, logvar, iw_samples, chunk_size, gen)
-                        nll_b = -(torch.logsumexp(log_w, dim=1) - math.log(iw_samples))
-                        rec_b = -log_px.mean(dim=1)
-                    else:
-                        z = model.reparameterize(mu, logvar, gen)
-                        rec_b = -log_likelihood_given_z(model, batch, z)
-                        nll_b = None
-                rec_sum += float(rec_b.sum())
-                if nll_b is not None:
-                    nll_sum += float(nll_b.sum())
-                n_sent += len(batch)
-                n_tok += batch.num_target_tokens
-                if bar is not None:
-                    bar.update(len(batch))
-                    shown = nll_sum if have_nll else rec_sum + kl_sum
-                    bar.set_postfix(
-                        nll=f"{shown / n_sent:.2f}", ppl=f"{math.exp(min(shown / n_tok, 700.0)):.1f}", refresh=False
-                    )
-                if callback is not None:
-                    callback(n_sent, total)
-    finally:
-        if bar is not None:
-            bar.close()  # also on Ctrl-C, so the terminal is left clean
+                    rec_b = -log_likelihood_given_z(model, batch, model.reparameterize(mu, logvar, gen))
+                    nll_b = None
+            rec_sum += float(rec_b.sum())
+            if nll_b is not None:
+                nll_sum += float(nll_b.sum())
+            n_sent += len(batch)
+            n_tok += batch.num_target_tokens
+            shown = nll_sum if have_nll else rec_sum + kl_sum
+            ppl = math.exp(min(shown / n_tok, 700.0))
+            report.update(len(batch), nll=f"{shown / n_sent:.2f}", ppl=f"{ppl:.1f}")
 
     neg_elbo_sum = rec_sum + kl_sum
     mi = au = 0
     if not is_lm:
-        mu_all, logvar_all = torch.cat(mus), torch.cat(logvars)
         mi = mutual_information_from_posteriors(mu_all, logvar_all, num_samples=mi_samples, generator=gen_mi)
         au = active_units(mu_all, au_threshold)
     ppl_total = nll_sum if have_nll else neg_elbo_sum

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
 from textvae.data.batching import Batch
+from textvae.model.modes import eval_mode
+
+if TYPE_CHECKING:
+    from textvae.model.vae import TextVAE
 
 
 def latent_variances(mu: Tensor) -> Tensor:
@@ -26,7 +30,7 @@ def active_units(mu: Tensor, threshold: float = 0.01) -> int:
 
 @torch.no_grad()
 def elbo_stats(
-    model: Any,
+    model: TextVAE,
     batches: Iterable[Batch],
     *,
     seed: int = 0,
@@ -38,25 +42,23 @@ def elbo_stats(
     (``exp(total neg. ELBO / total tokens)``, an upper bound on perplexity), ``au``, ``kl_per_dim``,
     ``num_sentences`` and ``num_tokens``.
     """
-    was_training = model.training
-    model.eval()
     gen = torch.Generator(model.device).manual_seed(seed)
     rec = kl = 0.0
     n_sent = n_tok = 0
     mus: list[Tensor] = []
     kl_dim: Tensor | None = None
-    for batch in batches:
-        batch = batch.to(model.device)
-        out = model(batch, beta=1.0, generator=gen)
-        b = len(batch)
-        rec += float(out.rec_per_sentence.sum())
-        kl += float(out.kl_per_sentence.sum())
-        n_sent += b
-        n_tok += out.num_tokens
-        if out.mu is not None:
-            mus.append(out.mu.float().cpu())
-            kl_dim = out.kl_per_dim.cpu() * b + (kl_dim if kl_dim is not None else 0)
-    model.train(was_training)
+    with eval_mode(model):
+        for batch in batches:
+            batch = batch.to(model.device)
+            out = model(batch, beta=1.0, generator=gen)
+            b = len(batch)
+            rec += float(out.rec_per_sentence.sum())
+            kl += float(out.kl_per_sentence.sum())
+            n_sent += b
+            n_tok += out.num_tokens
+            if out.mu is not None:
+                mus.append(out.mu.float().cpu())
+                kl_dim = out.kl_per_dim.cpu() * b + (kl_dim if kl_dim is not None else 0)
     if n_sent == 0:
         raise ValueError("no sentences to evaluate")
     mu = torch.cat(mus) if mus else None
@@ -71,27 +73,3 @@ def elbo_stats(
         "num_sentences": n_sent,
         "num_tokens": n_tok,
     }
-
-
-@torch.no_grad()
-def collect_posteriors(model: Any, batches: Iterable[Batch]) -> tuple[Tensor, Tensor]:
-    """Posterior parameters of every sentence in ``batches``, in batch order.
-
-    Returns ``(mu [N, Z], logvar [N, Z])`` float32 on the model's device (N x Z is small even for a whole
-    corpus). Raises ``RuntimeError`` for a language model (no latent).
-    """
-    was_training = model.training
-    model.eval()
-    mus: list[Tensor] = []
-    logvars: list[Tensor] = []
-    try:
-        for batch in batches:
-            batch = batch.to(model.device)
-            mu, logvar = model.encode_batch(batch)
-            mus.append(mu.float())
-            logvars.append(logvar.float())
-    finally:
-        model.train(was_training)
-    if not mus:
-        raise ValueError("no sentences to encode")
-    return torch.cat(mus), torch.cat(logvars)

@@ -20,7 +20,7 @@ def showcase(model_dir: str | Path, sentences: Sequence[str], out: Callable[[str
     # A conditional model decodes under a label: show everything under its first one.
     label = vae.label_names[0] if vae.config.conditional and vae.label_names else None
     tag = f" (label {label})" if label is not None else ""
-    if vae.encoder is None:  # a language model (model.use_latent=false): nothing to encode
+    if not vae.has_latent:  # a language model (model.use_latent=false): nothing to encode
         out(f"samples from the language model{tag}:")
         for s in vae.sample(5, DecodingConfig(strategy="sample", max_length=40), seed=0, label=label):
             out(f"  {s}")

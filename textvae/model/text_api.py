@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import torch
 from torch import Tensor
 
-from textvae.data.batching import Batch, collate
+from textvae.data.batching import Batch, TokenIds, collate
 from textvae.data.text import normalize_text
 from textvae.errors import ParameterError, TextVAEError
 from textvae.model.decoding import DecodingConfig
@@ -126,11 +126,12 @@ class TextMixin:
 
     def batch_from_ids(self, token_ids: Sequence[Sequence[int]], labels: Sequence[int] | Tensor | None = None) -> Batch:
         """Pad the decoder's ids (no ``<s>``/``</s>``) into a batch on the model's device; ``labels`` are label
-        ids (kept for a conditional model only). When the encoder has a tokenizer of its own, its view is
-        derived here: each run of ids between ``<unk>`` tokens is decoded to text and encoded with the
-        encoder's tokenizer, and each ``<unk>`` becomes the encoder's unknown token - so a caller never
-        handles two parallel id lists. (A word the decoder's vocabulary lacks thus reaches the encoder as
-        unknown; :meth:`batch_from_text` gives it the word itself, as training did.)"""
+        ids (kept for a conditional model only). When the encoder has a tokenizer of its own, a sentence given
+        as :class:`~textvae.data.batching.TokenIds` brings the encoder's ids along (what
+        :func:`~textvae.data.eval_data.load_eval_data` gives); for a plain list they are derived here: each run
+        of ids between ``<unk>`` tokens is decoded to text and encoded with the encoder's tokenizer, and each
+        ``<unk>`` becomes the encoder's unknown token (so a word the decoder's vocabulary lacks reaches the
+        encoder as unknown). Either way a caller never handles two parallel id lists."""
         lab = None
         if self.config.conditional and labels is not None:
             lab = torch.as_tensor(labels if isinstance(labels, Tensor) else list(labels), dtype=torch.long)
@@ -143,6 +144,8 @@ class TextMixin:
 
     def _encoder_view(self, ids: Sequence[int], enc: TextTokenizer) -> list[int]:
         """The encoder's ids of a sentence given as decoder ids (see :meth:`batch_from_ids`)."""
+        if isinstance(ids, TokenIds) and ids.encoder_ids is not None:
+            return ids.encoder_ids
         tok, unk = self.require_tokenizer(), self.config.unk_id
         out: list[int] = []
         run: list[int] = []

@@ -188,20 +188,17 @@ def send_examples(
     touched (an exact resume stays exact). A conditional model's examples would need a label per
     sentence: it sends the figure only."""
     from textvae.model.decoding import DecodingConfig
+    from textvae.model.modes import eval_mode
 
     trackers.kl_figure(step, stats.get("kl_per_dim") or [])
     if model.config.conditional:
         return
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         greedy = DecodingConfig(max_length=max_length)
-        if model.config.use_latent:
-            recon = model.reconstruct(texts, greedy)
+        if model.has_latent:
+            recon = model.reconstruct(texts, greedy, strict=False)  # validation sentences: whatever they are
             trackers.text(step, "valid/reconstructions", [f"{a}  →  {b}" for a, b in zip(texts, recon)])
         trackers.text(step, "valid/samples", model.sample(len(texts), greedy, seed=seed))
-    finally:
-        model.train(was_training)
 
 
 def _yaml(config: dict[str, Any]) -> str:
