@@ -286,7 +286,7 @@ def pretrained_tokenizer_model_dir(path: Path) -> Path:
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    from textvae.data.tokenizer import _wrap_pretrained
+    from textvae.data.tokenizer import PretrainedTokenizer
 
     vocab = {w: i for i, w in enumerate(["<pad>", "<s>", "</s>", "<unk>", "alpha", "beta", "gamma", "."])}
     backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
@@ -294,7 +294,7 @@ def pretrained_tokenizer_model_dir(path: Path) -> Path:
     hf = PreTrainedTokenizerFast(
         tokenizer_object=backend, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
     )
-    tok = _wrap_pretrained(hf)
+    tok = PretrainedTokenizer.wrap(hf)
     TextVAE(
         ModelConfig(vocab_size=tok.vocab_size, embedding_size=8, hidden_size=8, latent_size=2), tok
     ).save_pretrained(path)

@@ -173,7 +173,7 @@ class TextMixin:
         and a word vocabulary, detokenized and recased (:mod:`textvae.data.detokenize`) for people."""
         tok = self.require_tokenizer()
         texts = [tok.decode(x) for x in ids]
-        if readable and tok.kind == "word":  # subword tokenizers already decode to running text
+        if readable and tok.word_level:  # subword tokenizers already decode to running text
             from textvae.data.detokenize import detokenize
 
             texts = [detokenize(t) for t in texts]
