@@ -11,15 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from textvae.config import DataConfig
-from textvae.data.corpus import (
-    STAT_KEYS,
-    Corpus,
-    detect_format,
-    load_corpus,
-    preprocess,
-    read_texts,
-    split_sentences,
-)
+from textvae.data.corpus import STAT_KEYS, Corpus, load_corpus, preprocess
+from textvae.data.sources import detect_format, read_texts, split_sentences
 from textvae.errors import DataError
 
 SENTENCES = [f"sentence number {w} is here" for w in ("one", "two", "three", "four", "five", "six", "seven")]

@@ -20,7 +20,8 @@ import pyarrow.compute as pc
 
 from textvae.config import DataConfig
 from textvae.data.batching import Batch, batch_indices, collate
-from textvae.data.corpus import arrow_column, load_corpus
+from textvae.data.corpus import load_corpus
+from textvae.data.sources import arrow_column
 from textvae.data.tokenizer import TextTokenizer, train_tokenizer
 
 _TOKENIZE_VERSION = "1"  # bump when the tokenized columns change meaning, to invalidate old caches

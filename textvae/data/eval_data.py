@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from textvae.data.batching import TokenIds
-from textvae.data.corpus import preprocess, read_texts
+from textvae.data.corpus import preprocess
 from textvae.data.dataset import encode_texts
+from textvae.data.sources import read_texts
 from textvae.errors import DataError
 
 if TYPE_CHECKING:

@@ -96,7 +96,7 @@ def _subsample(texts: list[str], max_examples: int | None, seed: int) -> list[st
 
 def _read(path: str, cfg: DataConfig, flag: str = "--data") -> tuple[list[str], list[str] | None]:
     """Texts (and labels) of ``path``; messages name the CLI flags that gave the path and columns."""
-    from textvae.data.corpus import read_texts
+    from textvae.data.sources import read_texts
 
     if not Path(path).expanduser().is_file():
         raise DataError(f"data file not found: {path}; check {flag}")
