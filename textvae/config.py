@@ -90,8 +90,9 @@ class ModelConfig:
     positions: str = "learned"  # learned | sinusoidal
     max_positions: int = 512  # learned positions: the longest sequence, <s> and </s> included
     rnn_pooling: str = "last"  # lstm / gru encoder summary: last (final states) | mean | max over outputs
-    # Skip padding: packed sequences in RNN encoders, output layer only at real target positions. False is
-    # the naive baseline (every padded position computed) that benchmarks/performance.py --plain measures.
+    # Skip padding: RNN encoders run so that padding never reaches a real position's output, and the output
+    # layer sees only real target positions. False is the naive baseline (every padded position computed) that
+    # benchmarks/performance.py --plain measures.
     skip_padding: bool = True
     pooling: str = "mean"  # transformer / pretrained encoder summary: mean (over real tokens) | cls (first token)
     # Pretrained backbones through 🤗 transformers; a saved textvae model rebuilds them offline from its own files.
@@ -99,6 +100,9 @@ class ModelConfig:
     decoder_pretrained: str | None = None  # decoder=pretrained: folder or hub name (AutoModelForCausalLM, GPT-2-like)
     freeze_encoder_steps: int = 0  # the encoder's weights stay fixed for the first N optimizer steps
     trust_remote_code: bool = False  # let transformers run code shipped with a backbone: only for sources you trust
+    # Derived, not set by users: the trainer fills these from the tokenizer and the label column
+    # (textvae.training.runconfig.with_data_values). They live here because a saved config.json must rebuild
+    # the weights' shapes and the special ids on its own, before any tokenizer file is read.
     vocab_size: int = 0
     pad_id: int = 0
     bos_id: int = 1

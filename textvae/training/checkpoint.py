@@ -6,6 +6,8 @@ name and swapped in with renames, so an interruption leaves the previous checkpo
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import random
 import shutil
 from pathlib import Path
@@ -13,13 +15,39 @@ from typing import Any
 
 import torch
 
-from textvae.errors import DiskFullError, ModelDirError
+from textvae.errors import DiskFullError, ModelDirError, TextVAEError
 from textvae.fileio import fsync_path, is_disk_full, sha256_file
 from textvae.model.persistence import CONFIG_NAME, read_config, warn_unverified
 from textvae.model.vae import TextVAE
 from textvae.training.faults import fault_point
 
 STATE_NAME = "trainer_state.pt"
+
+
+@dataclasses.dataclass
+class TrainState:
+    """Counters that, with the RNG states and the optimizer, make a resume exact."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    best_neg_elbo: float = math.inf
+    evals_without_improvement: int = 0
+    skipped_steps: int = 0  # updates skipped for a non-finite loss or gradient
+    log_sums: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+def save_resumable(
+    model: TextVAE, optimizer: torch.optim.Optimizer, state: TrainState, directory: Path, extra: dict[str, Any]
+) -> Path:
+    """:func:`save_checkpoint` with what an exact resume needs (optimizer, counters, RNG states). Refuses
+    a model with non-finite weights, so a broken model never replaces a good checkpoint."""
+    if not all(torch.isfinite(p).all() for p in model.parameters()):
+        raise TextVAEError(
+            f"model weights became non-finite at step {state.step}; the checkpoint in {directory} was kept"
+        )
+    trainer_state = {"optimizer": optimizer.state_dict(), "counters": dataclasses.asdict(state), "rng": rng_state()}
+    return save_checkpoint(model, directory, extra, trainer_state)
 
 
 def save_checkpoint(

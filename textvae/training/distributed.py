@@ -79,3 +79,11 @@ def barrier(info: DistInfo) -> None:
 def cleanup(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def shared_noise(seed: int, n: int, size: int, info: DistInfo) -> torch.Tensor:
+    """This rank's rows of one ``[n, size]`` standard-normal draw seeded by ``seed`` (on the CPU): every rank
+    draws the whole global batch's noise and takes its shard's rows, so N ranks draw exactly what one process
+    would, and a resumed run (same seed) redraws the same noise."""
+    eps = torch.randn((n, size), generator=torch.Generator().manual_seed(seed))
+    return eps[info.rank :: info.world]

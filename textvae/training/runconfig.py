@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from textvae.config import Config
-from textvae.errors import ConfigError
+from textvae.config import Config, ModelConfig
+from textvae.errors import ConfigError, TextVAEError
+
+if TYPE_CHECKING:
+    import torch
+
+    from textvae.data.tokenizer import TextTokenizer
+    from textvae.model.vae import TextVAE
 
 CONFIG_FILE = "config.yaml"
 
@@ -33,6 +40,24 @@ PATH_KEYS = (
 DERIVED_MODEL_KEYS = frozenset(
     {"vocab_size", "pad_id", "bos_id", "eos_id", "unk_id", "num_labels", "trust_remote_code"}
 )
+
+
+def with_data_values(model: ModelConfig, tokenizer: TextTokenizer, label_names: Sequence[str]) -> ModelConfig:
+    """A copy of ``model`` with the values that come from the data filled in (:data:`DERIVED_MODEL_KEYS`
+    but ``trust_remote_code``): the vocabulary size and special ids of ``tokenizer``, and the number of
+    labels of a conditional model. The only place the trainer writes into a model config; the user's
+    settings are never changed."""
+    if model.conditional and not label_names:
+        raise ConfigError("model.conditional needs labels: set data.label_column (or use a labelled corpus)")
+    return dataclasses.replace(
+        model,
+        num_labels=len(label_names) if model.conditional else 0,
+        vocab_size=tokenizer.vocab_size,
+        pad_id=tokenizer.pad_id,
+        bos_id=tokenizer.bos_id,
+        eos_id=tokenizer.eos_id,
+        unk_id=tokenizer.unk_id,
+    )
 
 
 def with_absolute_paths(cfg: Config) -> Config:
@@ -125,3 +150,16 @@ def fine_tune_config(asked: Config, model_config: Any, model_data: Any) -> Confi
     for key in MODEL_DATA_KEYS:
         setattr(out.data, key, getattr(model_data, key))
     return out
+
+
+def load_initial_model(source: str, device: torch.device, trust_remote_code: bool) -> TextVAE:
+    """The trained model a fine-tuning run starts from (``train.init_from``): its weights and tokenizer."""
+    from textvae.model.vae import TextVAE
+
+    try:
+        model = TextVAE.from_pretrained(source, device=device, trust_remote_code=trust_remote_code)
+    except TextVAEError as e:
+        raise ConfigError(f"train.init_from: {e}") from None
+    if model.tokenizer is None:
+        raise ConfigError(f"train.init_from: {source} has no tokenizer to read a new corpus with")
+    return model

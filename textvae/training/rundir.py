@@ -136,3 +136,18 @@ def clear_incomplete_run(run_dir: Path, log: Callable[[str], None] = print) -> N
         shutil.rmtree(run_dir / name, ignore_errors=True)
     if found != ["config.yaml"]:
         log(f"{run_dir}: an earlier run stopped before its first checkpoint; starting over")
+
+
+def disk_full_message(run_dir: Path, error: BaseException) -> str:
+    """What to tell the user when the disk filled up during a run: what failed, and how to go on."""
+    if isinstance(error, TextVAEError):  # a DiskFullError already says what
+        what = str(error)
+    else:
+        where = getattr(error, "filename", None) or run_dir
+        what = f"no space left on device while writing {where}"
+    then = (
+        f"continue with train.resume={run_dir}"
+        if has_checkpoint(run_dir)
+        else f"start again with train.output_dir={run_dir}"
+    )
+    return f"{what}; free some space, then {then}"

@@ -31,10 +31,11 @@ from textvae.evaluation.metrics import elbo_stats
 from textvae.fileio import atomic_write_text, is_disk_full
 from textvae.model.vae import TextVAE
 from textvae.training.checkpoint import (
+    TrainState,
     find_checkpoint,
     load_trainer_state,
-    rng_state,
     save_checkpoint,
+    save_resumable,
     set_rng_state,
 )
 from textvae.training.devices import resolve_device
@@ -46,27 +47,22 @@ from textvae.training.distributed import (
     cleanup,
     init_distributed,
     shard,
+    shared_noise,
 )
+from textvae.training.guards import skip_or_stop
 from textvae.training.loggers import Trackers, send_examples
 from textvae.training.precision import autocast, autocast_dtype
 from textvae.training.records import accumulate, append_record, drop_records_after, train_record
-from textvae.training.runconfig import fine_tune_config, resume_config, with_absolute_paths
-from textvae.training.rundir import RunLock, clear_incomplete_run, has_checkpoint, holds_a_run
+from textvae.training.runconfig import (
+    fine_tune_config,
+    load_initial_model,
+    resume_config,
+    with_absolute_paths,
+    with_data_values,
+)
+from textvae.training.rundir import RunLock, clear_incomplete_run, disk_full_message, holds_a_run
 from textvae.training.schedules import beta_at, lr_at
 from textvae.training.signals import stop_on_signals
-
-
-@dataclasses.dataclass
-class TrainState:
-    """Counters that, with the RNG states and the optimizer, make a resume exact."""
-
-    step: int = 0
-    epoch: int = 0
-    batch_in_epoch: int = 0
-    best_neg_elbo: float = math.inf
-    evals_without_improvement: int = 0
-    skipped_steps: int = 0  # updates skipped for a non-finite loss or gradient
-    log_sums: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 class Trainer:
@@ -125,24 +121,14 @@ class Trainer:
             tokenizer, label_names = resumed.tokenizer, resumed.label_names or None
             encoder_tokenizer = resumed.encoder_tokenizer
         elif tc.init_from:
-            initial = self._load_initial_model(tc.init_from)
+            initial = load_initial_model(tc.init_from, self.device, cfg.model.trust_remote_code)
             cfg = self.config = fine_tune_config(cfg, initial.config, initial.data_config)
             tc = cfg.train
             tokenizer, label_names = initial.tokenizer, initial.label_names or None
             encoder_tokenizer = initial.encoder_tokenizer
         self.data: TokenizedCorpus = prepare_corpus(cfg.data, tokenizer, label_names, encoder_tokenizer)
         tok = self.data.tokenizer
-        m = cfg.model
-        if m.conditional and not self.data.label_names:
-            raise ConfigError("model.conditional needs labels: set data.label_column (or use a labelled corpus)")
-        m.num_labels = len(self.data.label_names) if m.conditional else 0
-        m.vocab_size, m.pad_id, m.bos_id, m.eos_id, m.unk_id = (
-            tok.vocab_size,
-            tok.pad_id,
-            tok.bos_id,
-            tok.eos_id,
-            tok.unk_id,
-        )
+        m = cfg.model = with_data_values(cfg.model, tok, self.data.label_names)
         if resumed is not None:
             saved_model = dataclasses.asdict(resumed.config)
             diff = [k for k, v in dataclasses.asdict(m).items() if saved_model.get(k) != v]
@@ -181,18 +167,6 @@ class Trainer:
         names = tc.loggers if self.dist.is_main else []  # one voice: rank 0 reports
         self.trackers = Trackers(names, self.run_dir, cfg.to_dict(), start_step=self.state.step, log=self.log)
 
-    def _load_initial_model(self, source: str) -> TextVAE:
-        """The trained model a fine-tuning run starts from (``train.init_from``)."""
-        try:
-            model = TextVAE.from_pretrained(
-                source, device=self.device, trust_remote_code=self.config.model.trust_remote_code
-            )
-        except TextVAEError as e:
-            raise ConfigError(f"train.init_from: {e}") from None
-        if model.tokenizer is None:
-            raise ConfigError(f"train.init_from: {source} has no tokenizer to read a new corpus with")
-        return model
-
     def _restore(self, loaded: TextVAE) -> None:
         self.model.load_state_dict(loaded.state_dict())
         st = load_trainer_state(self.checkpoint)
@@ -219,25 +193,12 @@ class Trainer:
         except (OSError, RuntimeError, DiskFullError) as e:
             if not isinstance(e, DiskFullError) and not is_disk_full(e, self.run_dir):
                 raise
-            raise DiskFullError(self._disk_full_message(e)) from None
+            raise DiskFullError(disk_full_message(self.run_dir, e)) from None
         finally:
             if getattr(self, "trackers", None) is not None:
                 self.trackers.close()
             cleanup(self.dist)
             self._lock.release()
-
-    def _disk_full_message(self, error: BaseException) -> str:
-        if isinstance(error, DiskFullError):
-            what = str(error)
-        else:
-            where = getattr(error, "filename", None) or self.run_dir
-            what = f"no space left on device while writing {where}"
-        then = (
-            f"continue with train.resume={self.run_dir}"
-            if has_checkpoint(self.run_dir)
-            else f"start again with train.output_dir={self.run_dir}"
-        )
-        return f"{what}; free some space, then {then}"
 
     def _loop(self, stop_at: int | None) -> dict[str, Any]:
         cfg, tc, st = self.config, self.config.train, self.state
@@ -247,9 +208,8 @@ class Trainer:
             f"vocabulary {cfg.model.vocab_size}, {sum(p.numel() for p in self.model.parameters()):,} parameters, "
             f"device {self.device}, {'bfloat16 autocast' if self.autocast_dtype else 'float32'}"
         )
-        checkpoint_every = tc.checkpoint_every or tc.eval_every
-        last_eval: dict[str, Any] = {}
-        window_start = started = time.perf_counter()
+        self._last_eval: dict[str, Any] = {}
+        self._window_start = started = time.perf_counter()
         self.model.train()
         with tqdm(
             total=tc.max_steps, initial=st.step, disable=not tc.progress or not self.dist.is_main, dynamic_ncols=True
@@ -272,45 +232,50 @@ class Trainer:
                         accumulate(st.log_sums, out)
                         bar.set_postfix(loss=f"{out['loss']:.2f}", kl=f"{out['kl']:.2f}", beta=f"{out['beta']:.2f}")
                     if st.step % tc.log_every == 0 and st.log_sums:
-                        self._write_train_record(time.perf_counter() - window_start)
-                        window_start = time.perf_counter()
-                    interrupted = any_rank(self.interrupted is not None, self.dist, self.device)
-                    if interrupted and self.interrupted is None:
-                        self.interrupted = "SIGTERM"  # another rank was signalled
-                    stopping = interrupted or (stop_at is not None and st.step >= stop_at)
-                    # Rank 0's clock decides, so every rank stops after the same step.
-                    out_of_time = tc.max_minutes is not None and broadcast_flag(
-                        time.perf_counter() - started > 60 * tc.max_minutes, self.dist, self.device
-                    )
-                    if st.step % tc.eval_every == 0 or st.step >= tc.max_steps or out_of_time:
-                        t0 = time.perf_counter()
-                        if self.dist.is_main:
-                            last_eval = self._evaluate_and_checkpoint()
-                        barrier(self.dist)
-                        window_start += time.perf_counter() - t0  # evaluation time is not training time
-                        patience = tc.early_stopping_patience
-                        early = bool(patience) and st.evals_without_improvement >= patience
-                        if broadcast_flag(early, self.dist, self.device):
-                            self.log(f"early stopping at step {st.step}: no improvement in validation ELBO")
-                            return last_eval
-                        if out_of_time:
-                            self.log(f"time budget train.max_minutes={tc.max_minutes} reached at step {st.step}")
-                            return last_eval
-                    elif st.step % checkpoint_every == 0 or stopping:
-                        if self.dist.is_main:
-                            self._save_last()
-                        barrier(self.dist)
-                    if stopping:
-                        if self.interrupted:
-                            self.log(
-                                f"{self.interrupted} at step {st.step}: checkpoint saved; continue with "
-                                f"train.resume={self.run_dir}"
-                            )
-                        return last_eval
+                        self._write_train_record(time.perf_counter() - self._window_start)
+                        self._window_start = time.perf_counter()
+                    if self._after_step(stop_at, started):
+                        return self._last_eval
                 if st.batch_in_epoch >= len(batches):
                     st.epoch += 1
                     st.batch_in_epoch = 0
-        return last_eval
+        return self._last_eval
+
+    def _after_step(self, stop_at: int | None, started: float) -> bool:
+        """Validate, checkpoint, and decide (the same on every rank) whether the run stops after this step:
+        a signal, ``stop_at``, early stopping or the time budget. True: stop now."""
+        tc, st = self.config.train, self.state
+        interrupted = any_rank(self.interrupted is not None, self.dist, self.device)
+        if interrupted and self.interrupted is None:
+            self.interrupted = "SIGTERM"  # another rank was signalled
+        stopping = interrupted or (stop_at is not None and st.step >= stop_at)
+        # Rank 0's clock decides, so every rank stops after the same step.
+        out_of_time = tc.max_minutes is not None and broadcast_flag(
+            time.perf_counter() - started > 60 * tc.max_minutes, self.dist, self.device
+        )
+        if st.step % tc.eval_every == 0 or st.step >= tc.max_steps or out_of_time:
+            t0 = time.perf_counter()
+            if self.dist.is_main:
+                self._last_eval = self._evaluate_and_checkpoint()
+            barrier(self.dist)
+            self._window_start += time.perf_counter() - t0  # evaluation time is not training time
+            patience = tc.early_stopping_patience
+            early = bool(patience) and st.evals_without_improvement >= patience
+            if broadcast_flag(early, self.dist, self.device):
+                self.log(f"early stopping at step {st.step}: no improvement in validation ELBO")
+                return True
+            if out_of_time:
+                self.log(f"time budget train.max_minutes={tc.max_minutes} reached at step {st.step}")
+                return True
+        elif st.step % (tc.checkpoint_every or tc.eval_every) == 0 or stopping:
+            if self.dist.is_main:
+                self._save_last()
+            barrier(self.dist)
+        if stopping and self.interrupted:
+            self.log(
+                f"{self.interrupted} at step {st.step}: checkpoint saved; continue with train.resume={self.run_dir}"
+            )
+        return stopping
 
     def _train_step(self, idx: np.ndarray) -> dict[str, float] | None:
         """One update on the global batch ``idx`` (this rank trains on its shard). Returns figures for
@@ -318,12 +283,9 @@ class Trainer:
         tc, step = self.config.train, self.state.step
         batch = self.data.train.collate(shard(idx, self.dist)).to(self.device)
         eps = None
-        if self.model.encoder is not None:
-            # Noise for the whole global batch from a per-step seed; each rank takes its rows, so N ranks
-            # draw exactly what one process would (and a resumed run redraws the same noise).
-            g = torch.Generator().manual_seed(tc.seed * 1_000_003 + step)
-            eps = torch.randn((len(idx), self.config.model.latent_size), generator=g)
-            eps = eps[self.dist.rank :: self.dist.world].to(self.device)
+        if self.model.has_latent:
+            eps = shared_noise(tc.seed * 1_000_003 + step, len(idx), self.config.model.latent_size, self.dist)
+            eps = eps.to(self.device)
         beta, lr = beta_at(step, tc), lr_at(step, tc)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -342,7 +304,8 @@ class Trainer:
                 self.model.parameters(), tc.grad_clip if tc.grad_clip > 0 else math.inf
             )
         if not math.isfinite(loss) or not torch.isfinite(norm):
-            self._non_finite(step, "loss" if not math.isfinite(loss) else "gradient")
+            what = "loss" if not math.isfinite(loss) else "gradient"
+            skip_or_stop(self.state, self.run_dir, tc, step, what, self.log)
             self.optimizer.zero_grad(set_to_none=True)
             return None
         self.optimizer.step()
@@ -366,29 +329,6 @@ class Trainer:
         if out.mmd is not None:
             figures["mmd"] = mmd_sum / n_all
         return figures
-
-    def _non_finite(self, step: int, what: str) -> None:
-        """A NaN/inf loss or gradient at ``step`` (0-based): skip the update, or stop, as configured."""
-        last = self.run_dir / "last"
-        where = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint has been written yet"
-        msg = f"non-finite {what} at step {step + 1}"
-        if self.config.train.on_nonfinite == "stop":
-            raise TextVAEError(f"{msg}; stopping ({where}); lower train.lr or set train.on_nonfinite=skip")
-        tc, skipped = self.config.train, self.state.skipped_steps + 1
-        self.state.skipped_steps = skipped
-        self.log(f"{msg}: update skipped ({skipped} so far)")
-        if skipped > tc.max_skipped_steps:
-            raise TextVAEError(
-                f"{msg}: more than {tc.max_skipped_steps} updates skipped; stopping ({where}); lower train.lr"
-            )
-        done = step + 1
-        if done >= _MIN_STEPS_FOR_FRACTION and skipped > tc.max_skipped_fraction * done:
-            kept = f"{last} holds the last checkpoint, maybe already affected" if last.exists() else where
-            raise TextVAEError(
-                f"{skipped} of the {done} updates so far were skipped (non-finite loss or gradient; "
-                f"train.max_skipped_fraction={tc.max_skipped_fraction}): the run has diverged; stopping ({kept}); "
-                "lower train.lr"
-            )
 
     def _write_train_record(self, seconds: float) -> None:
         st = self.state
@@ -438,18 +378,7 @@ class Trainer:
             )
 
     def _save_last(self) -> None:
-        # Never replace a good checkpoint by a broken model.
-        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
-            raise TextVAEError(
-                f"model weights became non-finite at step {self.state.step}; the checkpoint in "
-                f"{self.run_dir / 'last'} was kept"
-            )
-        state = {
-            "optimizer": self.optimizer.state_dict(),
-            "counters": dataclasses.asdict(self.state),
-            "rng": rng_state(),
-        }
-        save_checkpoint(self.model, self.run_dir / "last", self._extra(), state)
+        save_resumable(self.model, self.optimizer, self.state, self.run_dir / "last", self._extra())
 
     def _extra(self) -> dict[str, Any]:
         return {"train": dataclasses.asdict(self.config.train)}
@@ -458,10 +387,6 @@ class Trainer:
         if self.dist.is_main:
             self.trackers.record(record)
             append_record(self.run_dir, record)
-
-
-#: The skipped share of updates is judged from this many steps on (one bad first step is not a trend).
-_MIN_STEPS_FOR_FRACTION = 20
 
 
 def train(config: Config, log: Callable[[str], None] = print) -> dict[str, Any]:
