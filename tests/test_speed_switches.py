@@ -110,7 +110,12 @@ def test_encoder_without_packing_equals_a_packed_sequence(cell, pooling):
     from textvae.model.encoders import RNNEncoder
 
     torch.manual_seed(0)
-    enc = RNNEncoder(cell, 30, 8, 12, num_layers=2, bidirectional=True, pooling=pooling).eval()
+    from textvae.config import ModelConfig
+
+    cfg = ModelConfig(
+        encoder=cell, vocab_size=30, embedding_size=8, hidden_size=12, encoder_layers=2, rnn_pooling=pooling
+    )
+    enc = RNNEncoder(cfg).eval()
     ids, lengths = BATCH.input_ids, BATCH.lengths
     emb = enc.embedding(ids)
     packed_out, h = enc.rnn(pack_padded_sequence(emb, lengths, batch_first=True, enforce_sorted=False))

@@ -29,6 +29,16 @@ _UNIGRAM_MAX_SENTENCES = 2_000_000
 _ODD_SEPARATORS = re.compile("[\x1c-\x1f]")
 
 
+def _trainer_settings(cfg: DataConfig) -> dict[str, Any]:
+    """What the 🤗 ``tokenizers`` trainers of both kinds are given: size bounds, our specials, no bar."""
+    return {
+        "vocab_size": cfg.vocab_size,
+        "min_frequency": cfg.min_frequency,
+        "special_tokens": list(SPECIALS),
+        "show_progress": False,
+    }
+
+
 def _required(path: Path) -> Path:
     if not path.exists():
         raise FileNotFoundError(path.name + ("/" if not path.suffix else ""))
@@ -72,12 +82,7 @@ class WordTokenizer(_HFTokenizersKind):
 
         tok = Tokenizer(models.WordLevel(unk_token=SPECIALS[UNK_ID]))
         tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-        trainer = trainers.WordLevelTrainer(
-            vocab_size=cfg.vocab_size,
-            min_frequency=cfg.min_frequency,
-            special_tokens=list(SPECIALS),
-            show_progress=False,
-        )
+        trainer = trainers.WordLevelTrainer(**_trainer_settings(cfg))
         # Corpora such as PTB already contain "<unk>". Counted as a word it would get a second id and leave a
         # hole at 3, so special tokens are removed from the training text: in use they map to their own ids.
         specials = set(SPECIALS)
@@ -125,13 +130,7 @@ class BPETokenizer(_HFTokenizersKind):
         # add_prefix_space=False keeps decode(encode(s)) == s exactly (no invented leading space).
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(
-            vocab_size=cfg.vocab_size,
-            min_frequency=cfg.min_frequency,
-            special_tokens=list(SPECIALS),
-            initial_alphabet=alphabet,
-            show_progress=False,
-        )
+        trainer = trainers.BpeTrainer(initial_alphabet=alphabet, **_trainer_settings(cfg))
         tok.train_from_iterator(texts, trainer=trainer)
         return cls(tok, PAD_ID, BOS_ID, EOS_ID, UNK_ID)
 

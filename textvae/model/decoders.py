@@ -23,28 +23,21 @@ class RNNDecoder(Decoder):
     embedding (``concat``), or both: concatenation keeps the latent visible at every step, which makes it
     harder for a strong decoder to ignore it (one cause of posterior collapse)."""
 
-    def __init__(
-        self,
-        cell: str,
-        vocab_size: int,
-        embedding_size: int,
-        hidden_size: int,
-        latent_size: int,
-        num_layers: int = 1,
-        z_conditioning: str = "both",
-        tie_embeddings: bool = False,
-        dropout: float = 0.0,
-        pad_id: int = 0,
-    ) -> None:
+    def __init__(self, cfg: ModelConfig, latent_size: int) -> None:
+        """Built from ``cfg.decoder`` (``lstm`` | ``gru``), ``vocab_size``, ``embedding_size``, ``hidden_size``,
+        ``decoder_layers``, ``z_conditioning``, ``tie_embeddings``, ``dropout`` and ``pad_id``; ``latent_size``
+        is the width of the conditioning code (z, then the label embedding; 0 for none)."""
         super().__init__()
+        cell, vocab_size, embedding_size = cfg.decoder, cfg.vocab_size, cfg.embedding_size
+        hidden_size, num_layers, dropout = cfg.hidden_size, cfg.decoder_layers, cfg.dropout
         self.cell = cell
         self.vocab_size = vocab_size
         self.num_layers = num_layers
         self.hidden_size = hidden_size
         self.latent_size = latent_size
-        self.z_init = latent_size > 0 and z_conditioning in ("init", "both")
-        self.z_concat = latent_size > 0 and z_conditioning in ("concat", "both")
-        self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=pad_id)
+        self.z_init = latent_size > 0 and cfg.z_conditioning in ("init", "both")
+        self.z_concat = latent_size > 0 and cfg.z_conditioning in ("concat", "both")
+        self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=cfg.pad_id)
         self.dropout = nn.Dropout(dropout)
         rnn_cls = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
         in_size = embedding_size + (latent_size if self.z_concat else 0)
@@ -57,7 +50,7 @@ class RNNDecoder(Decoder):
         )
         n_states = 2 if cell == "lstm" else 1
         self.z_to_state = nn.Linear(latent_size, n_states * num_layers * hidden_size) if self.z_init else None
-        self.head = OutputHead(hidden_size, vocab_size, embedding_size, tie_embeddings)
+        self.head = OutputHead(hidden_size, vocab_size, embedding_size, cfg.tie_embeddings)
 
     def initial_state(self, z: Tensor | None, batch_size: int) -> Any:
         if self.z_to_state is None or z is None:
@@ -96,36 +89,11 @@ def build_decoder(cfg: ModelConfig, hf_config: Any = None) -> Decoder:
     saved pretrained backbone's 🤗 config, to rebuild it without downloading."""
     latent = (cfg.latent_size if cfg.use_latent else 0) + (cfg.label_embedding_size if cfg.conditional else 0)
     if cfg.decoder in ("lstm", "gru"):
-        return RNNDecoder(
-            cfg.decoder,
-            cfg.vocab_size,
-            cfg.embedding_size,
-            cfg.hidden_size,
-            latent,
-            cfg.decoder_layers,
-            cfg.z_conditioning,
-            cfg.tie_embeddings,
-            cfg.dropout,
-            cfg.pad_id,
-        )
+        return RNNDecoder(cfg, latent)
     if cfg.decoder == "transformer":
         from textvae.model.transformer import TransformerDecoder
 
-        return TransformerDecoder(
-            cfg.vocab_size,
-            cfg.embedding_size,
-            cfg.hidden_size,
-            latent,
-            cfg.decoder_layers,
-            cfg.num_heads,
-            cfg.ffn_size or 4 * cfg.hidden_size,
-            cfg.positions,
-            cfg.max_positions,
-            cfg.z_conditioning,
-            cfg.tie_embeddings,
-            cfg.dropout,
-            cfg.pad_id,
-        )
+        return TransformerDecoder(cfg, latent)
     if cfg.decoder == "pretrained":
         from textvae.model.pretrained import PretrainedDecoder
 

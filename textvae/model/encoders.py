@@ -23,27 +23,19 @@ class RNNEncoder(Encoder):
     (``pooling="last"``, the literature's choice) or the mean / max of its outputs over real tokens, which
     weighs the middle of a sentence as much as its ends."""
 
-    def __init__(
-        self,
-        cell: str,
-        vocab_size: int,
-        embedding_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bidirectional: bool = True,
-        dropout: float = 0.0,
-        pad_id: int = 0,
-        pooling: str = "last",
-        skip_padding: bool = True,
-    ) -> None:
+    def __init__(self, cfg: ModelConfig) -> None:
+        """Built from ``cfg.encoder`` (``lstm`` | ``gru``), ``vocab_size``, ``embedding_size``, ``hidden_size``,
+        ``encoder_layers``, ``bidirectional``, ``dropout``, ``pad_id``, ``rnn_pooling`` and ``skip_padding``."""
         super().__init__()
-        if pooling not in ("last", "mean", "max"):
-            raise ValueError(f"unknown RNN pooling {pooling!r}; use last, mean or max")
-        self.pooling = pooling
-        self.skip_padding = skip_padding
-        rnn_cls = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
-        self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=pad_id)
+        if cfg.rnn_pooling not in ("last", "mean", "max"):
+            raise ValueError(f"unknown RNN pooling {cfg.rnn_pooling!r}; use last, mean or max")
+        self.pooling = cfg.rnn_pooling
+        self.skip_padding = cfg.skip_padding
+        cell, hidden_size, num_layers, dropout = cfg.encoder, cfg.hidden_size, cfg.encoder_layers, cfg.dropout
+        embedding_size, bidirectional = cfg.embedding_size, cfg.bidirectional
+        self.embedding = nn.Embedding(cfg.vocab_size, embedding_size, padding_idx=cfg.pad_id)
         self.dropout = nn.Dropout(dropout)
+        rnn_cls = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
         self.rnn = rnn_cls(
             embedding_size,
             hidden_size,
@@ -108,34 +100,11 @@ def build_encoder(cfg: ModelConfig, hf_config: Any = None) -> Encoder:
     """The encoder named by ``cfg.encoder``. ``hf_config``: a saved pretrained backbone's 🤗 config, to rebuild
     it without downloading (see :mod:`textvae.model.pretrained`)."""
     if cfg.encoder in ("lstm", "gru"):
-        return RNNEncoder(
-            cfg.encoder,
-            cfg.vocab_size,
-            cfg.embedding_size,
-            cfg.hidden_size,
-            cfg.encoder_layers,
-            cfg.bidirectional,
-            cfg.dropout,
-            cfg.pad_id,
-            cfg.rnn_pooling,
-            cfg.skip_padding,
-        )
+        return RNNEncoder(cfg)
     if cfg.encoder == "transformer":
         from textvae.model.transformer import TransformerEncoder
 
-        return TransformerEncoder(
-            cfg.vocab_size,
-            cfg.embedding_size,
-            cfg.hidden_size,
-            cfg.encoder_layers,
-            cfg.num_heads,
-            cfg.ffn_size or 4 * cfg.hidden_size,
-            cfg.positions,
-            cfg.max_positions,
-            cfg.pooling,
-            cfg.dropout,
-            cfg.pad_id,
-        )
+        return TransformerEncoder(cfg)
     if cfg.encoder == "pretrained":
         from textvae.model.pretrained import PretrainedEncoder
 

@@ -19,12 +19,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from textvae.model.base import Decoder, Encoder, OutputHead, rename_legacy_head_keys
+
+if TYPE_CHECKING:
+    from textvae.config import ModelConfig
 
 
 def sinusoidal_positions(positions: Tensor, dim: int) -> Tensor:
@@ -41,6 +45,10 @@ def sinusoidal_positions(positions: Tensor, dim: int) -> Tensor:
 
 class TokenInput(nn.Module):
     """Token ids -> ``[B, T, hidden_size]`` input vectors: scaled embedding (+ projection) + positions."""
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig) -> TokenInput:
+        return cls(cfg.vocab_size, cfg.embedding_size, cfg.hidden_size, cfg.positions, cfg.max_positions, cfg.pad_id)
 
     def __init__(
         self, vocab_size: int, embedding_size: int, hidden_size: int, positions: str, max_positions: int, pad_id: int
@@ -121,6 +129,12 @@ class Block(nn.Module):
         return x + self.dropout(self.ffn(self.ln2(x))), kv
 
 
+def _blocks(cfg: ModelConfig, num_layers: int) -> nn.ModuleList:
+    """``num_layers`` blocks of ``cfg``'s width, heads and feed-forward size (default 4 x the width)."""
+    ffn = cfg.ffn_size or 4 * cfg.hidden_size
+    return nn.ModuleList(Block(cfg.hidden_size, cfg.num_heads, ffn, cfg.dropout) for _ in range(num_layers))
+
+
 def _init_linear(module: nn.Module) -> None:
     """GPT-2's initialisation for linear layers: N(0, 0.02) weights, zero biases."""
     for m in module.modules():
@@ -137,29 +151,18 @@ class TransformerEncoder(Encoder):
     token, which then acts as a learned summary token (as BERT's ``[CLS]``).
     """
 
-    def __init__(
-        self,
-        vocab_size: int,
-        embedding_size: int,
-        hidden_size: int,
-        num_layers: int,
-        num_heads: int,
-        ffn_size: int,
-        positions: str = "learned",
-        max_positions: int = 512,
-        pooling: str = "mean",
-        dropout: float = 0.0,
-        pad_id: int = 0,
-    ) -> None:
+    def __init__(self, cfg: ModelConfig) -> None:
+        """Built from ``cfg``'s sizes (``vocab_size``, ``embedding_size``, ``hidden_size``, ``encoder_layers``,
+        ``num_heads``, ``ffn_size``), ``positions``, ``max_positions``, ``pooling``, ``dropout`` and ``pad_id``."""
         super().__init__()
-        if pooling not in ("mean", "cls"):
-            raise ValueError(f"unknown pooling {pooling!r}; use mean or cls")
-        self.pooling = pooling
-        self.inputs = TokenInput(vocab_size, embedding_size, hidden_size, positions, max_positions, pad_id)
-        self.dropout = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(Block(hidden_size, num_heads, ffn_size, dropout) for _ in range(num_layers))
-        self.norm = nn.LayerNorm(hidden_size)
-        self.output_size = hidden_size
+        if cfg.pooling not in ("mean", "cls"):
+            raise ValueError(f"unknown pooling {cfg.pooling!r}; use mean or cls")
+        self.pooling = cfg.pooling
+        self.inputs = TokenInput.from_config(cfg)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.blocks = _blocks(cfg, cfg.encoder_layers)
+        self.norm = nn.LayerNorm(cfg.hidden_size)
+        self.output_size = cfg.hidden_size
         _init_linear(self)
 
     def forward(self, input_ids: Tensor, lengths: Tensor) -> Tensor:
@@ -192,36 +195,24 @@ class TransformerDecoder(Decoder):
     values to the cache it is given, so each generation step costs one position, not a re-run of the prefix.
     """
 
-    def __init__(
-        self,
-        vocab_size: int,
-        embedding_size: int,
-        hidden_size: int,
-        latent_size: int,
-        num_layers: int,
-        num_heads: int,
-        ffn_size: int,
-        positions: str = "learned",
-        max_positions: int = 512,
-        z_conditioning: str = "both",
-        tie_embeddings: bool = False,
-        dropout: float = 0.0,
-        pad_id: int = 0,
-    ) -> None:
+    def __init__(self, cfg: ModelConfig, latent_size: int) -> None:
+        """Built like :class:`TransformerEncoder` (with ``decoder_layers``), plus ``z_conditioning`` and
+        ``tie_embeddings``; ``latent_size`` is the width of the conditioning code (0 for none)."""
         super().__init__()
-        self.vocab_size = vocab_size
+        hidden_size, num_layers = cfg.hidden_size, cfg.decoder_layers
+        self.vocab_size = cfg.vocab_size
         self.num_layers = num_layers
-        self.num_heads = num_heads
+        self.num_heads = cfg.num_heads
         self.hidden_size = hidden_size
-        use_memory = latent_size > 0 and z_conditioning in ("init", "both")
-        use_embed = latent_size > 0 and z_conditioning in ("concat", "both")
-        self.inputs = TokenInput(vocab_size, embedding_size, hidden_size, positions, max_positions, pad_id)
-        self.dropout = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(Block(hidden_size, num_heads, ffn_size, dropout) for _ in range(num_layers))
+        use_memory = latent_size > 0 and cfg.z_conditioning in ("init", "both")
+        use_embed = latent_size > 0 and cfg.z_conditioning in ("concat", "both")
+        self.inputs = TokenInput.from_config(cfg)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.blocks = _blocks(cfg, num_layers)
         self.norm = nn.LayerNorm(hidden_size)
         self.z_memory = nn.Linear(latent_size, num_layers * 2 * hidden_size) if use_memory else None
         self.z_embed = nn.Linear(latent_size, hidden_size) if use_embed else None
-        self.head = OutputHead(hidden_size, vocab_size, embedding_size, tie_embeddings)
+        self.head = OutputHead(hidden_size, cfg.vocab_size, cfg.embedding_size, cfg.tie_embeddings)
         _init_linear(self)
 
     def initial_state(self, z: Tensor | None, batch_size: int) -> KVCache:
