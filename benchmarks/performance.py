@@ -1,4 +1,4 @@
-"""Speed on this machine (issue 7): training throughput, generation and importance-weighted NLL.
+"""Speed on this machine: training throughput, generation and importance-weighted NLL.
 
 Every part measures the optimised code and the ``--plain`` baseline side by side, interleaved, in one run
 (the machine may be shared: medians of several repetitions, and ratios from the same run):

@@ -1,6 +1,6 @@
 """Generation figures on the synthetic corpus, whose factors are known and read back by its parser.
 
-Measures (issue 3, "Done when"):
+Measures the project's generation targets:
 
 * attribute-vector style mixing: the share of sentences whose sentiment flips to the target while the
   other factors (subject, number, tense, type) stay the same -- both read with
@@ -44,13 +44,13 @@ from textvae.model.decoding import DecodingConfig
 from textvae.model.vae import TextVAE
 
 EXAMPLE_SEED, TEST_SEED, PRIOR_SEED = 1001, 2002, 3003
-STYLE = "sentiment"  # the issue's target factor (and the CVAE's label)
+STYLE = "sentiment"  # the factor style mixing must move (and the CVAE's label)
 #: Factors moved with attribute vectors / dimension mixing: sentiment (the target) and sentence type.
 STYLE_FACTORS = (STYLE, "type")
 GREEDY = DecodingConfig(max_length=30, detokenize=False)  # the grammar parser reads raw tokens
-#: The issue's thresholds: style changed / other factors kept, parser-accepted path points, CVAE label.
+#: The targets' thresholds: style changed / other factors kept, parser-accepted path points, CVAE label.
 TARGETS = {"style_changed": 0.8, "others_kept": 0.8, "interp_parsed": 0.9, "cvae_label": 0.9}
-#: The rows the issue sets those targets for (the rest are context: other methods, another factor).
+#: The rows those targets are set for (the rest are context: other methods, another factor).
 TARGET_ROWS = (
     f"{STYLE}: attribute a=1",
     "interpolation linear",

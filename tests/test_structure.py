@@ -96,3 +96,21 @@ def test_no_module_over_the_size_limit():
     sizes = {_module_name(p): len(p.read_text(encoding="utf-8").splitlines()) for p in PACKAGE.rglob("*.py")}
     over = {name: n for name, n in sizes.items() if n > MAX_LINES}
     assert not over, f"modules over {MAX_LINES} lines: {over}"
+
+
+def test_generation_commands_do_not_import_the_training_stack():
+    """``textvae sample`` and friends load a model and decode: parsing their arguments, the model and the
+    inference helpers must not pull in the trainer (DDP, optimizers) or 🤗 datasets (seconds of imports)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from textvae.cli import build_parser\n"
+        "build_parser()\n"
+        "import textvae.cli.common, textvae.inference.sampling, textvae.inference.interpolation\n"
+        "from textvae.model.vae import TextVAE\n"
+        "print(sorted(m for m in ('datasets', 'textvae.training.trainer', 'textvae.data.corpus') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -310,33 +310,57 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         if value is None and type(None) in args:
             return None
         (hint,) = [a for a in args if a is not type(None)]
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key} expects true or false, got {value!r}")
-    if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise ConfigError(f"{key} expects an integer, got {value!r}")
-    if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+    kind = list if typing.get_origin(hint) is list else hint
+    convert = _CONVERTERS.get(kind)
+    if convert is None:
+        raise ConfigError(f"{key}: unsupported field type {hint}")  # pragma: no cover - config bug
+    out = convert(value)
+    if out is _INVALID:
+        raise ConfigError(f"{key} expects {_EXPECTED[kind].format(key=key)}, got {value!r}")
+    return out
+
+
+_INVALID = object()  # what a converter returns for a value of the wrong type
+
+
+def _to_bool(value: Any) -> Any:
+    return value if isinstance(value, bool) else _INVALID
+
+
+def _to_int(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return int(value) if isinstance(value, float) and value.is_integer() else _INVALID
+
+
+def _to_float(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):  # YAML 1.1 reads "3e-4" (no dot) as a string
+        try:
             return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "3e-4" (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{key} expects a number, got {value!r}")
-    if hint is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise ConfigError(f"{key} expects a string, got {value!r}")
-    if typing.get_origin(hint) is list:  # a YAML list, or "a,b" on the command line; [] or "" for none
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{key} expects a list of names, e.g. {key}=[a,b], got {value!r}")
-        return list(value)
-    raise ConfigError(f"{key}: unsupported field type {hint}")  # pragma: no cover - config bug
+        except ValueError:
+            pass
+    return _INVALID
+
+
+def _to_str(value: Any) -> Any:
+    return str(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else _INVALID
+
+
+def _to_names(value: Any) -> Any:
+    if isinstance(value, str):  # "a,b" on the command line; "" for none
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        return _INVALID
+    return list(value)
+
+
+_CONVERTERS = {bool: _to_bool, int: _to_int, float: _to_float, str: _to_str, list: _to_names}
+_EXPECTED = {
+    bool: "true or false",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    list: "a list of names, e.g. {key}=[a,b]",
+}

@@ -6,9 +6,13 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textvae.errors import TextVAEError
+
+if TYPE_CHECKING:
+    from textvae.data.eval_data import EvalData
+    from textvae.model.vae import TextVAE
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -189,7 +193,7 @@ def add_data_args(p: argparse.ArgumentParser, what: str = "sentences to evaluate
     p.add_argument("--batch-size", type=positive_int, default=32, metavar="B", help="sentences per batch (default 32)")
 
 
-def load_data(args: argparse.Namespace, model: Any, label_columns: tuple[str, ...] = ()):
+def load_data(args: argparse.Namespace, model: TextVAE, label_columns: tuple[str, ...] = ()) -> EvalData:
     """The corpus of ``--data``, cleaned as the model's training data; reports its row counts on stderr."""
     from textvae.data.eval_data import load_eval_data
 

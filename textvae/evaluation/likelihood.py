@@ -203,7 +203,6 @@ def mutual_information(
     return mutual_information_from_posteriors(mu, logvar, num_samples=num_samples, generator=generator, entropy=entropy)
 
 
-
 @torch.no_grad()
 def evaluate_corpus(
     model: TextVAE,

@@ -36,7 +36,9 @@ class Imputation:
 
 
 @torch.no_grad()
-def impute(model: TextVAE, sentence: str, *, rounds: int = 5, candidates: int = 50, label: str | None = None) -> Imputation:
+def impute(
+    model: TextVAE, sentence: str, *, rounds: int = 5, candidates: int = 50, label: str | None = None
+) -> Imputation:
     """Fill each ``___`` (one token each: one word with a word tokenizer) in ``sentence``.
 
     Hard EM / iterated conditional modes on ``log p(x_obs, x_miss | z)``: blanks start as ``<unk>`` (what

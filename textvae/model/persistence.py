@@ -189,7 +189,7 @@ def _replace_dir(path: Path, write: Any) -> None:
 
 def _save_backbone_parts(model: TextVAE, directory: Path, info: dict[str, Any]) -> None:
     """Write the encoder's own tokenizer (recorded in ``info``) and the pretrained backbones' 🤗 configs."""
-    enc_tok = model.encoder_tokenizer if model.encoder is not None else None
+    enc_tok = model.encoder_tokenizer if model.has_latent else None
     if enc_tok is not None:
         _replace_dir(directory / ENCODER_TOKENIZER_SUBDIR, enc_tok.save)
         info["encoder_tokenizer"] = {

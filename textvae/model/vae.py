@@ -94,7 +94,7 @@ class TextVAE(TextMixin, nn.Module):
 
     def _check_encoder_vocabulary(self) -> None:
         """A pretrained encoder has its own vocabulary: it must not be fed ids of another tokenizer."""
-        if self.encoder is None:
+        if not self.has_latent:
             return
         own = self.config.encoder == "pretrained"
         if self.data_config.encoder_tokenizer and not own:

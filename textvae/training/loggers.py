@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textvae.extras import require
+
+if TYPE_CHECKING:
+    from textvae.model.vae import TextVAE
 
 
 class Tracker:
@@ -181,7 +184,7 @@ class Trackers:
 
 
 def send_examples(
-    trackers: Trackers, model: Any, texts: list[str], step: int, stats: dict[str, Any], seed: int, max_length: int
+    trackers: Trackers, model: TextVAE, texts: list[str], step: int, stats: dict[str, Any], seed: int, max_length: int
 ) -> None:
     """The KL-per-dimension figure, greedy reconstructions of ``texts`` and as many prior samples, to the
     trackers. In eval mode with its own seeded generator: no dropout, and the training RNG streams are not
