@@ -153,3 +153,45 @@ def test_the_text_column_defaults_to_the_models_own(labelled, tmp_path, capsys):
     assert main(["evaluate", model, "--data", str(labelled), "--samples", "2"]) == 0
     mix = ["mix", model, "the cat sleeps .", "--data", str(labelled), "--label-column", "mood"]
     assert main([*mix, "--target-style", "positive"]) == 0
+
+
+def test_library_errors_name_parameters_and_the_cli_names_its_flags(model_dir, tmp_path, capsys):
+    """One check, two spellings: the library's message names the Python parameter, the CLI's its flag."""
+    from textvae.errors import ParameterError
+    from textvae.inference.latent_tools import save_codes, traverse
+    from textvae.inference.sampling import sample_near
+    from textvae.model.vae import TextVAE
+
+    model = TextVAE.from_pretrained(model_dir)
+    cases = [
+        (lambda: model.sample(0), "n must be at least 1", ["sample", str(model_dir), "-n", "0"], "-n must be at least 1"),
+        (
+            lambda: sample_near(model, "the cat sleeps .", 2, radius=-1.0),
+            "radius must be >= 0",
+            ["sample", str(model_dir), "--near", "the cat sleeps .", "--radius", "-1"],
+            "--radius must be >= 0",
+        ),
+        (
+            lambda: traverse(model, 99),
+            "dim must be in [0, 3]",
+            ["traverse", str(model_dir), "--dim", "99"],
+            "--dim must be in [0, 3]",
+        ),
+        (
+            lambda: model.encode_text([""]),
+            "a sentence is empty",
+            ["encode", str(model_dir), "   "],
+            "empty",
+        ),
+    ]
+    for call, library, argv, cli in cases:
+        with pytest.raises(ParameterError) as info:
+            call()
+        assert library in str(info.value) and "--" not in str(info.value).split(",")[0]
+        assert cli in error(argv, capsys)
+    existing = tmp_path / "codes.npy"
+    existing.write_bytes(b"old")
+    post = model.encode_text(["the cat sleeps ."])
+    with pytest.raises(ParameterError, match="pass overwrite=True to replace it, or choose another path"):
+        save_codes(post, existing)
+    assert existing.read_bytes() == b"old"

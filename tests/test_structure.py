@@ -114,3 +114,23 @@ def test_generation_commands_do_not_import_the_training_stack():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+#: The layers, lowest first: a module may import its own layer and those below, never one above.
+LAYERS = {
+    **dict.fromkeys(("config", "presets", "errors", "fileio", "version", "extras", "hf_config"), 0),
+    "data": 1,
+    **dict.fromkeys(("model", "hub", "model_card"), 2),
+    **dict.fromkeys(("evaluation", "inference"), 3),
+    "training": 4,
+    **dict.fromkeys(("cli", "__main__"), 5),
+}
+
+
+def test_dependencies_point_one_way():
+    def layer(module: str) -> int:
+        parts = module.split(".")
+        return LAYERS[parts[1]] if len(parts) > 1 else max(LAYERS.values()) + 1  # the package itself: on top
+
+    upward = [f"{a} -> {b}" for a, deps in import_graph().items() for b in deps if layer(b) > layer(a)]
+    assert not upward, "imports against the layering: " + ", ".join(sorted(upward))

@@ -37,17 +37,17 @@ class TrainState:
     log_sums: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
-def save_resumable(
-    model: TextVAE, optimizer: torch.optim.Optimizer, state: TrainState, directory: Path, extra: dict[str, Any]
-) -> Path:
-    """:func:`save_checkpoint` with what an exact resume needs (optimizer, counters, RNG states). Refuses
-    a model with non-finite weights, so a broken model never replaces a good checkpoint."""
+def resumable_state(
+    model: TextVAE, optimizer: torch.optim.Optimizer, state: TrainState, directory: Path
+) -> dict[str, Any]:
+    """What an exact resume needs besides the model (optimizer, counters, RNG states), for
+    :func:`save_checkpoint` into ``directory``. Refuses a model with non-finite weights, so a broken model
+    never replaces a good checkpoint."""
     if not all(torch.isfinite(p).all() for p in model.parameters()):
         raise TextVAEError(
             f"model weights became non-finite at step {state.step}; the checkpoint in {directory} was kept"
         )
-    trainer_state = {"optimizer": optimizer.state_dict(), "counters": dataclasses.asdict(state), "rng": rng_state()}
-    return save_checkpoint(model, directory, extra, trainer_state)
+    return {"optimizer": optimizer.state_dict(), "counters": dataclasses.asdict(state), "rng": rng_state()}
 
 
 def save_checkpoint(

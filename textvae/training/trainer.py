@@ -34,8 +34,8 @@ from textvae.training.checkpoint import (
     TrainState,
     find_checkpoint,
     load_trainer_state,
+    resumable_state,
     save_checkpoint,
-    save_resumable,
     set_rng_state,
 )
 from textvae.training.devices import resolve_device
@@ -378,7 +378,8 @@ class Trainer:
             )
 
     def _save_last(self) -> None:
-        save_resumable(self.model, self.optimizer, self.state, self.run_dir / "last", self._extra())
+        last = self.run_dir / "last"
+        save_checkpoint(self.model, last, self._extra(), resumable_state(self.model, self.optimizer, self.state, last))
 
     def _extra(self) -> dict[str, Any]:
         return {"train": dataclasses.asdict(self.config.train)}
