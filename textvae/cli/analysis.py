@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--max-points", type=positive_int, default=2000, metavar="N", help="sentences drawn on the map (default 2000)"
     )
     a.add_argument("--seed", type=int, default=0)
-    a.set_defaults(func=run_analyze)
+    a.set_defaults(func=run_analyze, flag_names={"method": "--map"})
 
 
 def run_plot(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from textvae.errors import TextVAEError
+from textvae.errors import ParameterError, TextVAEError
 from textvae.extras import require
 
 MAP_METHODS = ("auto", "tsne", "umap", "pca")
@@ -52,7 +52,7 @@ def project_2d(mu: np.ndarray, method: str = "auto", seed: int = 0) -> tuple[np.
         method = "umap" if _umap_available() else "tsne"
     if method == "umap":
         if not _umap_available():
-            raise TextVAEError("UMAP is not installed: pip install 'textvae[umap]' (or use --map tsne or pca)")
+            raise ParameterError("UMAP is not installed: pip install 'textvae[umap]' (or use {method} tsne or pca)")
         import umap
 
         return umap.UMAP(n_components=2, random_state=seed, n_neighbors=min(15, n - 1)).fit_transform(x), "umap"

@@ -209,20 +209,14 @@ class Trainer:
             f"device {self.device}, {'bfloat16 autocast' if self.autocast_dtype else 'float32'}"
         )
         self._last_eval: dict[str, Any] = {}
+        order = {"seed": tc.seed, "bucket": tc.bucket, "max_batch_tokens": tc.max_batch_tokens}  # per epoch
         self._window_start = started = time.perf_counter()
         self.model.train()
         with tqdm(
             total=tc.max_steps, initial=st.step, disable=not tc.progress or not self.dist.is_main, dynamic_ncols=True
         ) as bar:
             while st.step < tc.max_steps:
-                batches = batch_indices(
-                    lengths,
-                    tc.batch_size,
-                    seed=tc.seed,
-                    epoch=st.epoch,
-                    bucket=tc.bucket,
-                    max_batch_tokens=tc.max_batch_tokens,
-                )
+                batches = batch_indices(lengths, tc.batch_size, epoch=st.epoch, **order)
                 while st.batch_in_epoch < len(batches) and st.step < tc.max_steps:
                     out = self._train_step(batches[st.batch_in_epoch])
                     st.step += 1
