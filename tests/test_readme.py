@@ -78,3 +78,26 @@ def test_each_readme_command_has_help(command, capsys):
         main([command, "--help"])
     assert done.value.code == 0
     assert "usage: textvae " + command in capsys.readouterr().out
+
+
+def python_imports() -> list[tuple[str, str, str]]:
+    """``(file, module, name)`` for each ``from textvae... import name`` line in the README and docs/."""
+    out = []
+    for path in [README, *sorted((README.parent / "docs").glob("*.md"))]:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            m = re.match(r"\s*from (textvae[\w.]*) import ([\w, ]+)$", line)
+            if m:
+                out += [(path.name, m.group(1), n.strip()) for n in m.group(2).split(",") if n.strip()]
+    return out
+
+
+def test_the_docs_have_python_examples():
+    assert len(python_imports()) >= 10
+
+
+@pytest.mark.parametrize(("doc", "module", "name"), python_imports())
+def test_each_documented_import_exists(doc, module, name):
+    """Python examples in the README and docs import names that exist (a moved function breaks this)."""
+    import importlib
+
+    assert hasattr(importlib.import_module(module), name), f"{doc}: from {module} import {name}"
