@@ -5,7 +5,10 @@ Every part measures the optimised code and the ``--plain`` baseline side by side
 
 * **train** -- real (non-padding) target tokens per second of full training steps (forward, backward,
   optimizer), the model FLOPs they amount to (an analytic count for LSTM/GRU models, real tokens only)
-  and that as a fraction of the float32 matrix-product peak measured at the start of the same run.
+  and that as a fraction of the matrix-product peak *of the precision that mode trains in* (bfloat16
+  where the hardware has native bf16 units and ``train.precision=auto`` picks it, else float32); both
+  peaks are measured at the start of the same run and reported. Repetitions are interleaved and their
+  spread is reported too: under load from another process they vary several-fold.
   Plain: random (not length-bucketed) batches padded to the longest, the encoder and the logits computed
   at every padded position, float32, the per-tensor (not fused) AdamW.
 * **generate** -- sentences per second from the prior, greedy and nucleus (top-p 0.9), one sentence at a
@@ -17,6 +20,7 @@ Every part measures the optimised code and the ``--plain`` baseline side by side
     python benchmarks/performance.py --parts train --repeats 5 --json perf.json
     python benchmarks/performance.py --plain                          # the baseline alone
     python benchmarks/performance.py --model runs/ptb-lstm --parts generate   # a trained model
+    python benchmarks/performance.py --device cuda                    # on a GPU (benchmarks/gpu.sh)
 
 Without ``--model`` the model is the config's architecture with random weights: generation then runs
 every sentence to the maximum length (an untrained decoder rarely picks the end token), an upper bound.
@@ -41,6 +45,7 @@ from textvae.data.batching import batch_indices, collate
 from textvae.evaluation.likelihood import iw_nll
 from textvae.model.decoding import DecodingConfig
 from textvae.model.vae import TextVAE
+from textvae.training.devices import resolve_device
 from textvae.training.precision import cpu_has_native_bf16
 from textvae.training.trainer import Trainer
 
@@ -53,16 +58,34 @@ PLAIN = [
 ]
 
 
-def matmul_peak(dtype: torch.dtype = torch.float32, n: int = 2048, repeats: int = 7) -> float:
-    """Median GFLOP/s of an ``n x n`` matrix product: the machine's practical matmul limit."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(
+    dtype: torch.dtype = torch.float32, n: int = 2048, repeats: int = 7, device: torch.device | str = "cpu"
+) -> float:
+    """Median GFLOP/s of an ``n x n`` matrix product in ``dtype`` on ``device``: the practical matmul limit.
+    (On a CPU without bf16 units the bfloat16 figure is PyTorch's emulation: a floor, not a target.)"""
+    device = torch.device(device)
+    a = torch.randn(n, n, dtype=dtype, device=device)
+    b = torch.randn(n, n, dtype=dtype, device=device)
     a @ b  # warm-up
+    _sync(device)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         a @ b
+        _sync(device)
         times.append(time.perf_counter() - t0)
     return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def applicable_peak(trainer: Trainer, peaks: dict[str, float]) -> tuple[str, float]:
+    """``(precision, GFLOP/s)``: the peak of the precision this trainer's matmuls run in."""
+    precision = "bfloat16" if trainer.autocast_dtype == torch.bfloat16 else "float32"
+    return precision, peaks[precision]
 
 
 def _rnn_flops(cell: str, inp: int, hidden: int) -> int:
@@ -93,6 +116,8 @@ def training_flops(m: ModelConfig, words: np.ndarray) -> float | None:
 
 def make_trainer(args: argparse.Namespace, plain: bool, tag: str) -> Trainer:
     overrides = [*args.overrides, f"train.output_dir={Path(args.work_dir) / tag}", "train.progress=false"]
+    if args.device:
+        overrides += [f"train.device={args.device}"]
     if args.train_file:
         overrides += [f"data.train={args.train_file}"]
     cfg = Config.from_yaml(args.config).apply_overrides(overrides + (PLAIN if plain else []))
@@ -115,6 +140,7 @@ def time_training(trainer: Trainer, epoch: int, steps: int, warmup: int) -> dict
     for idx in batches[:warmup]:
         trainer._train_step(idx)
     tokens, flops, padded = 0, 0.0, 0
+    _sync(trainer.device)
     t0 = time.perf_counter()
     for idx in batches[warmup : warmup + steps]:
         trainer._train_step(idx)
@@ -122,6 +148,7 @@ def time_training(trainer: Trainer, epoch: int, steps: int, warmup: int) -> dict
         tokens += int((words + 1).sum())
         padded += len(idx) * int(words.max() + 1)
         flops += training_flops(trainer.config.model, words) or float("nan")
+    _sync(trainer.device)
     seconds = time.perf_counter() - t0
     return {
         "tokens_per_sec": tokens / seconds,
@@ -130,7 +157,7 @@ def time_training(trainer: Trainer, epoch: int, steps: int, warmup: int) -> dict
     }
 
 
-def bench_train(args: argparse.Namespace, peak: float) -> dict:
+def bench_train(args: argparse.Namespace, peaks: dict[str, float]) -> dict:
     modes = ["plain"] if args.plain else ["optimised", "plain"]
     trainers = {mode: make_trainer(args, mode == "plain", mode) for mode in modes}
     runs: dict[str, list[dict]] = {mode: [] for mode in modes}
@@ -140,8 +167,11 @@ def bench_train(args: argparse.Namespace, peak: float) -> dict:
     out = {}
     for mode in modes:
         med = {k: statistics.median(x[k] for x in runs[mode]) for k in runs[mode][0]}
-        med["fraction_of_peak"] = med["gflops_per_sec"] / peak
-        med["all_tokens_per_sec"] = [round(x["tokens_per_sec"], 1) for x in runs[mode]]
+        med["precision"], med["peak_gflops"] = applicable_peak(trainers[mode], peaks)
+        med["fraction_of_peak"] = med["gflops_per_sec"] / med["peak_gflops"]
+        rates = [x["tokens_per_sec"] for x in runs[mode]]
+        med["all_tokens_per_sec"] = [round(x, 1) for x in rates]
+        med["spread"] = max(rates) / min(rates)  # > 1.2: the machine was busy; trust the ratio, not the rate
         out[mode] = med
     if len(modes) == 2:
         out["speedup"] = out["optimised"]["tokens_per_sec"] / out["plain"]["tokens_per_sec"]
@@ -174,7 +204,7 @@ def bench_generate(args: argparse.Namespace, model: TextVAE) -> dict:
         "greedy": DecodingConfig(max_length=args.max_length),
         "nucleus": DecodingConfig(strategy="sample", top_p=0.9, max_length=args.max_length),
     }
-    g = torch.Generator().manual_seed(0)
+    g = torch.Generator(model.device).manual_seed(0)
     for name, dec in strategies.items():
 
         def one_by_one(dec=dec) -> int:
@@ -205,7 +235,7 @@ def bench_iwnll(args: argparse.Namespace, model: TextVAE) -> dict:
     with torch.inference_mode():
         for mode, chunk in modes.items():
             sub = batch if mode == "batched" else collate(ids[: args.iw_plain_sentences], *specials)
-            g = torch.Generator().manual_seed(0)
+            g = torch.Generator(model.device).manual_seed(0)
             out[f"{mode}_sentences_per_sec"] = _rate(
                 lambda sub=sub, chunk=chunk, g=g: len(
                     iw_nll(model, sub, args.iw_samples, chunk_size=chunk, generator=g)
@@ -226,7 +256,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--model", help="a trained model directory for generate / iwnll (default: random weights)")
     p.add_argument("--parts", default="train,generate,iwnll")
     p.add_argument("--plain", action="store_true", help="measure only the baseline (every optimisation off)")
-    p.add_argument("--steps", type=int, default=6, help="timed training steps per repetition")
+    p.add_argument("--steps", type=int, default=12, help="timed training steps per repetition")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--num", type=int, default=1000, help="batched generation: sentences per call")
@@ -236,33 +266,46 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--iw-sentences", type=int, default=8)
     p.add_argument("--iw-plain-sentences", type=int, default=1)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default: the config's train.device)")
     p.add_argument("--work-dir", default="/tmp/textvae-perf")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     parts = args.parts.split(",")
-    peak = matmul_peak()
+    device = resolve_device(args.device or Config.from_yaml(args.config).apply_overrides(args.overrides).train.device)
+    native = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_native_bf16()
+    # Emulated bf16 is ~400x slower than float32 on an AVX2 CPU (a minute for one 2048 product): measure it
+    # on a small product there, for the record only (no mode trains in it).
+    bf16 = matmul_peak(torch.bfloat16, device=device) if native else matmul_peak(torch.bfloat16, 256, 3, device)
+    peaks = {"float32": matmul_peak(torch.float32, device=device), "bfloat16": bf16}
     result: dict = {
         "machine": {
             "processor": platform.processor() or platform.machine(),
+            "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,
-            "native_bf16": cpu_has_native_bf16(),
-            "matmul_peak_gflops_fp32": peak,
+            "native_bf16": native,
+            "matmul_peak_gflops_fp32": peaks["float32"],
+            "matmul_peak_gflops_bf16": peaks["bfloat16"],
         },
         "config": args.config,
         "overrides": args.overrides,
     }
-    print(f"float32 matmul peak: {peak:.1f} GFLOP/s on {torch.get_num_threads()} threads", flush=True)
+    print(
+        f"matmul peak on {device}: float32 {peaks['float32']:.1f}, bfloat16 {peaks['bfloat16']:.1f} GFLOP/s "
+        f"({torch.get_num_threads()} threads; native bf16: {result['machine']['native_bf16']})",
+        flush=True,
+    )
     if "train" in parts:
-        result["train"] = bench_train(args, peak)
+        result["train"] = bench_train(args, peaks)
         for mode in ("optimised", "plain"):
             if mode in result["train"]:
                 r = result["train"][mode]
                 print(
                     f"train {mode:9s}: {r['tokens_per_sec']:8.1f} real tokens/s, {r['gflops_per_sec']:6.1f} "
-                    f"GFLOP/s = {r['fraction_of_peak']:.0%} of peak, padding {r['padding_fraction']:.0%}",
+                    f"GFLOP/s = {r['fraction_of_peak']:.0%} of the {r['precision']} peak, padding "
+                    f"{r['padding_fraction']:.0%}, spread of repetitions {r['spread']:.2f}x",
                     flush=True,
                 )
         if "speedup" in result["train"]:

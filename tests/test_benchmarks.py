@@ -42,5 +42,11 @@ def test_performance_benchmark_runs_and_writes_json(tmp_path):
     assert json.loads(out.read_text())["train"]["speedup"] == result["train"]["speedup"] > 0
     assert result["train"]["plain"]["padding_fraction"] >= result["train"]["optimised"]["padding_fraction"]
     assert 0 < result["train"]["optimised"]["fraction_of_peak"] < 5
+    machine, optimised = result["machine"], result["train"]["optimised"]
+    assert machine["matmul_peak_gflops_bf16"] > 0 and machine["matmul_peak_gflops_fp32"] > 0
+    key = {"bfloat16": "matmul_peak_gflops_bf16", "float32": "matmul_peak_gflops_fp32"}[optimised["precision"]]
+    assert optimised["peak_gflops"] == machine[key]
+    assert optimised["precision"] == ("bfloat16" if machine["native_bf16"] else "float32")
+    assert result["train"]["plain"]["precision"] == "float32" and optimised["spread"] >= 1
     assert set(result["generate"]) >= {"greedy_batched", "greedy_batch1", "nucleus_batched", "nucleus_batch1"}
     assert result["iwnll"]["batched_sentences_per_sec"] > 0
