@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from textvae.config import ModelConfig
 
@@ -50,3 +51,47 @@ def test_performance_benchmark_runs_and_writes_json(tmp_path):
     assert result["train"]["plain"]["precision"] == "float32" and optimised["spread"] >= 1
     assert set(result["generate"]) >= {"greedy_batched", "greedy_batch1", "nucleus_batched", "nucleus_batch1"}
     assert result["iwnll"]["batched_sentences_per_sec"] > 0
+
+
+def test_the_gpu_script_is_valid_bash_and_refuses_clearly_without_a_gpu(tmp_path):
+    """benchmarks/gpu.sh is run on a GPU machine only; here it must parse, and on a machine without CUDA
+    say so in one line, exit 2 and write nothing."""
+    import os
+    import subprocess
+    import sys
+
+    script = ROOT / "benchmarks" / "gpu.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    fake = tmp_path / "python"  # a Python whose torch sees no GPU, whatever this machine has
+    fake.write_text(f'#!/bin/sh\nCUDA_VISIBLE_DEVICES="" exec {sys.executable} "$@"\n')
+    fake.chmod(0o755)
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        ["bash", str(script), str(out)], capture_output=True, text=True, env={**os.environ, "PYTHON": str(fake)}
+    )
+    assert proc.returncode == 2 and "no CUDA GPU" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_dry_run_of_the_gpu_script_writes_every_result(tmp_path):
+    """DEVICE=cpu with a tiny model runs every part of benchmarks/gpu.sh (about a minute)."""
+    import os
+    import subprocess
+    import sys
+
+    tiny = (
+        "model.hidden_size=16 model.embedding_size=8 model.latent_size=4 model.num_heads=2 model.ffn_size=32 "
+        "data.synthetic_size=400 data.vocab_size=200 train.max_steps=20 train.batch_size=16"
+    )
+    env = {**os.environ, "DEVICE": "cpu", "PYTHON": sys.executable, "EXTRA": tiny, "PTB_DIR": str(tmp_path / "none")}
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu.sh"), str(out)], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    names = {"machine", "train-lstm", "train-transformer", "generate-iwnll", "ptb-run"}
+    assert {p.stem for p in out.glob("*.json")} == names
+    assert json.loads((out / "ptb-run.json").read_text())["steps"] == 20
+    assert json.loads((out / "machine.json").read_text())["corpus"].startswith("synthetic")
+    assert not (out / "ptb-run").exists()  # no checkpoints left behind
