@@ -75,6 +75,13 @@ class ModelConfig:
     tie_embeddings: bool = False  # decoder output projection shares the input embedding matrix
     dropout: float = 0.0  # on embeddings and decoder outputs
     word_dropout: float = 0.0  # Bowman et al. 2016: decoder inputs -> <unk> with this probability
+    # Denoising (Shen et al. 2020): in training, the *encoder* reads a perturbed copy of the sentence (each
+    # word deleted / replaced by a random token with these probabilities, then words moved at most
+    # encoder_shuffle positions) while the decoder reconstructs the clean one, so similar sentences get
+    # similar codes. 0 disables each.
+    encoder_word_drop: float = 0.0
+    encoder_word_substitute: float = 0.0
+    encoder_shuffle: int = 0
     free_bits: float = 0.0  # nats; 0 disables
     free_bits_mode: str = "dim"  # dim: sum_i max(l, KL_i) | vector: max(l, sum_i KL_i)
     # InfoVAE (Zhao et al. 2019): + mmd_weight * MMD(batch's z, prior draws), nats per sentence per unit of
@@ -278,6 +285,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
 RANGES: dict[str, tuple[float | None, float | None]] = {
     "model.dropout": (0.0, 1.0),
     "model.word_dropout": (0.0, 1.0),
+    "model.encoder_word_drop": (0.0, 1.0),
+    "model.encoder_word_substitute": (0.0, 1.0),
+    "model.encoder_shuffle": (0, None),
     "model.free_bits": (0.0, None),
     "model.mmd_weight": (0.0, None),
     # A zero-width code would train a whole run of a VAE that encodes nothing (model.use_latent=false is

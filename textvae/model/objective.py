@@ -77,3 +77,51 @@ def word_dropout(input_ids: Tensor, lengths: Tensor, rate: float, unk_id: int, g
         noise = torch.rand(input_ids.shape, device=input_ids.device, generator=generator)
     drop = noise < rate
     return input_ids.masked_fill(drop & real, unk_id)
+
+
+def perturb_sentences(
+    input_ids: Tensor,
+    lengths: Tensor,
+    *,
+    drop: float = 0.0,
+    substitute: float = 0.0,
+    shuffle: int = 0,
+    vocab: tuple[int, int] = (0, 1),
+    pad_id: int = 0,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
+    """A noisy copy of framed sentences (``<s> w1 .. wn </s>`` then padding): ``input_ids [B, T]``, ``lengths
+    [B]`` -> ``(ids [B, T'], lengths [B])``, T' <= T. The frame tokens are never touched. In order:
+
+    - each word is deleted with probability ``drop`` (the rest close up; a sentence may lose every word);
+    - each remaining word is replaced with probability ``substitute`` by a token drawn uniformly from
+      ``vocab = (low, high)`` (ids ``low .. high - 1``, i.e. the non-special ones);
+    - words are shuffled locally: word ``i`` sorts by ``i + U(0, shuffle + 1)``, so none moves more than
+      ``shuffle`` places (Lample et al. 2018).
+    """
+    dev, (b, t) = input_ids.device, input_ids.shape
+    pos = torch.arange(t, device=dev).unsqueeze(0)
+
+    def rand(shape: tuple[int, ...]) -> Tensor:
+        return torch.rand(shape, device=dev, generator=generator)
+
+    ids, lengths = input_ids, lengths.to(dev)
+    if drop > 0:
+        word = (pos > 0) & (pos < (lengths - 1).unsqueeze(1))
+        keep = (pos < lengths.unsqueeze(1)) & ~(word & (rand((b, t)) < drop))
+        order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)  # kept tokens first, in order
+        lengths = keep.sum(1)
+        ids = ids.gather(1, order).masked_fill(pos >= lengths.unsqueeze(1), pad_id)
+        ids = ids[:, : int(lengths.max())]
+        pos = pos[:, : ids.shape[1]]
+    word = (pos > 0) & (pos < (lengths - 1).unsqueeze(1))
+    if substitute > 0:
+        low, high = vocab
+        swap = word & (rand(tuple(ids.shape)) < substitute)
+        random_ids = low + (rand(tuple(ids.shape)) * (high - low)).long().clamp_max(high - low - 1)
+        ids = torch.where(swap, random_ids, ids)
+    if shuffle > 0:
+        key = pos.to(torch.float) + word * rand(tuple(ids.shape)) * (shuffle + 1)
+        key = torch.where(pos >= (lengths - 1).unsqueeze(1), pos.to(torch.float) + 2.0 * t + shuffle, key)
+        ids = ids.gather(1, key.argsort(dim=1, stable=True))
+    return ids, lengths

@@ -20,7 +20,7 @@ from textvae.errors import ConfigError
 from textvae.model.decoders import build_decoder
 from textvae.model.decoding import DecodingConfig, generate
 from textvae.model.encoders import build_encoder
-from textvae.model.objective import gaussian_kl, kl_term, mmd, sum_per_row, token_nll, word_dropout
+from textvae.model.objective import gaussian_kl, kl_term, mmd, perturb_sentences, sum_per_row, token_nll, word_dropout
 from textvae.model.text_api import Posterior, TextMixin
 
 if TYPE_CHECKING:
@@ -170,6 +170,28 @@ class TextVAE(TextMixin, nn.Module):
         ids, lengths = batch.encoder_inputs
         return self.encode(ids, lengths, batch.labels)
 
+    def _noisy_encoder_inputs(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """What the encoder reads in :meth:`forward`: the batch's encoder inputs, perturbed in training mode
+        when ``model.encoder_word_drop`` / ``encoder_word_substitute`` / ``encoder_shuffle`` are set (the
+        decoder still reconstructs the clean sentence: a denoising autoencoder)."""
+        ids, lengths = batch.encoder_inputs
+        c = self.config
+        if not self.training or not (c.encoder_word_drop or c.encoder_word_substitute or c.encoder_shuffle):
+            return ids, lengths
+        own = batch.encoder_input_ids is not None and self.encoder_tokenizer is not None
+        tok = self.encoder_tokenizer if own else None
+        specials = (tok.pad_id, tok.bos_id, tok.eos_id, tok.unk_id) if tok else (c.pad_id, c.bos_id, c.eos_id, c.unk_id)
+        vocab = (max(specials) + 1, tok.vocab_size if tok else c.vocab_size)
+        return perturb_sentences(
+            ids,
+            lengths,
+            drop=c.encoder_word_drop,
+            substitute=c.encoder_word_substitute if vocab[1] > vocab[0] else 0.0,
+            shuffle=c.encoder_shuffle,
+            vocab=vocab,
+            pad_id=specials[0],
+        )
+
     def decoder_code(self, z: Tensor | None, labels: Tensor | None = None) -> Tensor | None:
         """What the decoder is conditioned on: ``z [B, Z]``, then the label embedding for a conditional
         model -> ``[B, Z (+ L)]``, or None for an unconditioned language model."""
@@ -223,7 +245,7 @@ class TextVAE(TextMixin, nn.Module):
         ids, lengths, labels = batch.input_ids, batch.lengths, batch.labels
         mu = logvar = z = None
         if self.has_latent:
-            mu, logvar = self.encode_batch(batch)
+            mu, logvar = self.encode(*self._noisy_encoder_inputs(batch), labels)
             if not sample:
                 z = mu
             elif eps is not None:

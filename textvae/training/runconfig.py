@@ -124,6 +124,9 @@ FINE_TUNE_MODEL_KEYS = frozenset(
     {
         "dropout",
         "word_dropout",
+        "encoder_word_drop",
+        "encoder_word_substitute",
+        "encoder_shuffle",
         "free_bits",
         "free_bits_mode",
         "mmd_weight",
