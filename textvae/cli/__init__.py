@@ -78,7 +78,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 #: How the commands spell library parameters whose flag is not ``--name`` (``_`` as ``-``).
 _FLAGS = {
-    "sentences": "the sentences",
     "labels": "--label",
     "top_k": "--dims",
     "path": "--output",

@@ -99,7 +99,7 @@ def interpolate(
     A conditional model encodes and decodes every point with ``label``."""
     check_path(steps, method)
     if len(sentences) < 2:
-        raise ParameterError("give at least two {sentences} to interpolate between (or random prior points)")
+        raise ParameterError("give at least two sentences to interpolate between (or random prior points)")
     mu = model.encode_text(sentences, [label] if label is not None else None).mu
     return _walk(model, mu, steps, method, decoding, label, generator)
 

@@ -83,7 +83,7 @@ class TextMixin:
         """Raise :class:`ParameterError` for an empty list, an empty sentence, or a sentence of only unknown
         words (every token id is ``<unk>``: the model would see nothing of it)."""
         if not sentences:
-            raise ParameterError("no sentence given ({sentences} is empty)")
+            raise ParameterError("no sentence given")
         problem = next((p for p in self.sentence_problems(sentences) if p), None)
         if problem:
             raise ParameterError(problem)
