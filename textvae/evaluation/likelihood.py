@@ -24,7 +24,6 @@ from textvae.evaluation.batches import (
     ProgressCallback,
     collect_posteriors,
     eval_batches,
-    posterior_params,
     report_progress,
 )
 from textvae.evaluation.metrics import active_units
@@ -244,13 +243,13 @@ def evaluate_corpus(
     total = len(token_ids)
     if total == 0:
         raise ValueError("no sentences to evaluate")
-    # Built (and its arguments checked) before the progress bar opens, so a bad call leaves no bar behind.
-    batches = eval_batches(model, token_ids, labels, batch_size, max_batch_tokens=max_batch_tokens)
+    # Built once (and checked before the bar opens): the encoder pass and the decoder passes share them.
+    batches = list(eval_batches(model, token_ids, labels, batch_size, max_batch_tokens=max_batch_tokens))
     is_lm = not model.has_latent
     t0 = time.perf_counter()
     mu_all = logvar_all = None
     if not is_lm:  # one encoder pass, over the same batches as below (so the same numbers)
-        mu_all, logvar_all = posterior_params(model, token_ids, labels, batch_size, max_batch_tokens=max_batch_tokens)
+        mu_all, logvar_all = collect_posteriors(model, (b for _, b in batches))  # in batch order
     gen = torch.Generator(device=model.device).manual_seed(seed)
     gen_mi = torch.Generator(device=model.device).manual_seed(seed + 1)
     have_nll = is_lm or iw_samples > 0
@@ -258,12 +257,12 @@ def evaluate_corpus(
     n_sent = n_tok = 0
     desc = "exact NLL" if is_lm else f"IW NLL (K={iw_samples})"
     with report_progress(progress, total, desc) as report, eval_mode(model):
-        for idx, batch in batches:
+        start = 0
+        for _, batch in batches:
             if is_lm:
                 rec_b = nll_b = -log_likelihood_given_z(model, batch, None)
             else:
-                rows = torch.as_tensor(idx, device=mu_all.device)
-                mu, logvar = mu_all[rows], logvar_all[rows]
+                mu, logvar = mu_all[start : start + len(batch)], logvar_all[start : start + len(batch)]
                 kl_sum += float(gaussian_kl(mu, logvar).sum())
                 if iw_samples > 0:
                     log_w, log_px = importance_terms(model, batch, mu, logvar, iw_samples, chunk_size, gen)
@@ -276,6 +275,7 @@ def evaluate_corpus(
             if nll_b is not None:
                 nll_sum += float(nll_b.sum())
             n_sent += len(batch)
+            start += len(batch)
             n_tok += batch.num_target_tokens
             shown = nll_sum if have_nll else rec_sum + kl_sum
             ppl = math.exp(min(shown / n_tok, 700.0))
