@@ -164,7 +164,12 @@ def test_library_errors_name_parameters_and_the_cli_names_its_flags(model_dir, t
 
     model = TextVAE.from_pretrained(model_dir)
     cases = [
-        (lambda: model.sample(0), "n must be at least 1", ["sample", str(model_dir), "-n", "0"], "-n must be at least 1"),
+        (
+            lambda: model.sample(0),
+            "n must be at least 1",
+            ["sample", str(model_dir), "-n", "0"],
+            "-n must be at least 1",
+        ),
         (
             lambda: sample_near(model, "the cat sleeps .", 2, radius=-1.0),
             "radius must be >= 0",

@@ -60,10 +60,20 @@ def test_refuses_to_overwrite_an_existing_run(tmp_path):
     assert (run / "metrics.jsonl").read_bytes() == before
 
 
-@pytest.mark.parametrize("mmd_weight", [0.0, 1.0])
-def test_resume_equals_uninterrupted_run(tmp_path, mmd_weight):
-    """Also with the MMD term, whose prior draws come from the restored random state."""
-    extra = {"model.mmd_weight": mmd_weight}
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"model.mmd_weight": 0.0},
+        {"model.mmd_weight": 1.0},
+        {"model.prior": "mog", "model.prior_components": 3},
+        {"model.prior": "vamp", "model.posterior": "iaf", "model.prior_components": 3},
+    ],
+    ids=["plain", "mmd", "mog", "vamp-iaf"],
+)
+def test_resume_equals_uninterrupted_run(tmp_path, extra):
+    """Also with the MMD term, whose prior draws come from the restored random state, and with learned priors
+    and a flow, whose parameters and optimizer moments must come back exactly."""
+    mmd_weight = extra.get("model.mmd_weight", 0.0)
     full = tmp_path / "full"
     Trainer(tiny_config(full, **extra), log=lambda s: None).fit()
     part = tmp_path / "part"

@@ -87,6 +87,20 @@ class ModelConfig:
     # InfoVAE (Zhao et al. 2019): + mmd_weight * MMD(batch's z, prior draws), nats per sentence per unit of
     # MMD. Pulls the codes of all sentences together onto N(0, I), so prior draws land where sentences are.
     mmd_weight: float = 0.0
+    # The latent family (textvae.model.latent). prior: normal (N(0, I)) | mog (a learned mixture of
+    # prior_components diagonal Gaussians) | vamp (VampPrior, Tomczak & Welling 2018: the mixture of the
+    # posteriors of prior_components learned pseudo-sentences of vamp_length embedding vectors) | sphere
+    # (uniform on the unit sphere, the prior of posterior=vmf). posterior: gaussian (diagonal) | iaf (the
+    # Gaussian followed by flow_steps inverse autoregressive flow steps, Kingma et al. 2016) | vmf (von
+    # Mises-Fisher of fixed concentration vmf_kappa on the unit sphere, Xu & Durrett 2018: its KL is a
+    # constant, so it cannot collapse).
+    prior: str = "normal"
+    prior_components: int = 10
+    vamp_length: int = 8
+    posterior: str = "gaussian"
+    flow_steps: int = 2
+    flow_hidden_size: int = 0  # width of each flow step's autoregressive network; 0: 4 * latent_size
+    vmf_kappa: float = 50.0
     conditional: bool = False  # conditional VAE (Sohn et al. 2015): a label embedding feeds encoder and decoder
     label_embedding_size: int = 16
     num_labels: int = 0  # filled in from the data's label column
@@ -274,6 +288,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.pooling": ("mean", "cls"),
     "model.rnn_pooling": ("last", "mean", "max"),
     "model.free_bits_mode": ("dim", "vector"),
+    "model.prior": ("normal", "mog", "vamp", "sphere"),
+    "model.posterior": ("gaussian", "iaf", "vmf"),
     "train.lr_schedule": ("constant", "linear", "cosine"),
     "train.on_nonfinite": ("skip", "stop"),
     "train.beta_schedule": ("constant", "linear", "logistic", "cyclical"),
@@ -290,6 +306,11 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "model.encoder_shuffle": (0, None),
     "model.free_bits": (0.0, None),
     "model.mmd_weight": (0.0, None),
+    "model.prior_components": (1, None),
+    "model.vamp_length": (1, None),
+    "model.flow_steps": (1, None),
+    "model.flow_hidden_size": (0, None),
+    "model.vmf_kappa": (1e-3, 1e4),
     # A zero-width code would train a whole run of a VAE that encodes nothing (model.use_latent=false is
     # the language-model baseline); zero-width layers fail deep inside torch.
     "model.latent_size": (1, None),

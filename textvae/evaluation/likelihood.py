@@ -28,7 +28,7 @@ from textvae.evaluation.batches import (
 )
 from textvae.evaluation.metrics import active_units
 from textvae.model.modes import eval_mode
-from textvae.model.objective import gaussian_kl
+from textvae.model.posteriors import sample_vmf
 
 if TYPE_CHECKING:
     from textvae.model.vae import TextVAE
@@ -90,19 +90,20 @@ def importance_terms(
     chunk_size: int | None,
     generator: torch.Generator | None,
 ) -> tuple[Tensor, Tensor]:
-    """``(log_w [B, K], log_px [B, K])`` for ``K = num_samples`` codes per sentence.
+    """``(log_w [B, K], log_px [B, K], kl [B, K])`` for ``K = num_samples`` codes per sentence; ``kl`` is
+    ``log q(z_k|x) - log p(z_k)``, whose mean over ``k`` estimates the KL when it has no closed form.
 
     All noise ``eps [B, K, Z]`` is drawn up front, in one call: the samples (hence the estimate) do not
-    depend on ``chunk_size``, and with ``K = 1`` they are exactly those :meth:`TextVAE.reparameterize`
-    draws from the same generator state (``randn`` of ``B * Z`` numbers either way).
+    depend on ``chunk_size``, and with ``K = 1`` they are exactly those :meth:`TextVAE.forward` draws from
+    the same generator state (``randn`` of ``B * Z`` numbers either way). Prior and posterior densities are
+    the model's own (:class:`~textvae.model.latent.LatentMixin`), so every prior/posterior family works.
     """
     eps = torch.randn((*mu.shape[:1], num_samples, mu.shape[1]), generator=generator, device=mu.device)
-    z = mu.unsqueeze(1) + eps * (0.5 * logvar).exp().unsqueeze(1)  # [B, K, Z]
+    mu, logvar = mu.unsqueeze(1), logvar.unsqueeze(1)
+    z = model.sample_posterior(mu, logvar, eps)  # [B, K, Z]
     log_px = log_likelihood_given_z(model, batch, z, chunk_size=chunk_size)
-    log_pz = -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
-    # (z - mu) / sigma is eps by construction: use it directly rather than divide by a tiny sigma.
-    log_qz = -0.5 * (eps.pow(2) + logvar.unsqueeze(1) + LOG_2PI).sum(-1)
-    return log_px + log_pz - log_qz, log_px
+    kl = model.log_posterior(z, mu, logvar, eps) - model.log_prior(z)
+    return log_px - kl, log_px, kl
 
 
 @torch.no_grad()
@@ -136,7 +137,7 @@ def iw_nll(
     with eval_mode(model):
         batch = batch.to(model.device)
         mu, logvar = model.encode_batch(batch)
-        log_w, _ = importance_terms(model, batch, mu, logvar, num_samples, chunk_size, generator)
+        log_w, _, _ = importance_terms(model, batch, mu, logvar, num_samples, chunk_size, generator)
     return -(torch.logsumexp(log_w, dim=1) - math.log(num_samples))
 
 
@@ -148,6 +149,7 @@ def mutual_information_from_posteriors(
     generator: torch.Generator | None = None,
     entropy: str = "sample",
     max_elements: int = 1 << 24,
+    vmf_kappa: float | None = None,
 ) -> float:
     """``I(x; z)`` under q, in nats, from posteriors ``mu, logvar [N, Z]`` (He et al. 2019, ``calc_mi``).
 
@@ -159,12 +161,24 @@ def mutual_information_from_posteriors(
     against the second term's: a posterior that ignores x gives exactly 0. ``entropy="analytic"`` uses
     the Gaussian's closed-form entropy as He et al. do (same expectation, more variance). The mixture is
     evaluated in chunks of at most ``max_elements`` numbers, so memory stays bounded for any N.
+
+    ``vmf_kappa``: the posteriors are von Mises-Fisher with mean directions ``mu`` and this concentration
+    (``logvar`` is then unused); the normaliser is the same for every sentence and cancels.
     """
     if mu.dim() != 2 or mu.shape != logvar.shape:
         raise ValueError("mu and logvar must both be [N, Z]")
     mu, logvar = mu.float(), logvar.float()
     n, zdim = mu.shape
     eps = torch.randn((n, num_samples, zdim), generator=generator, device=mu.device)
+    rows = max(1, max_elements // max(n * zdim, 1))
+    if vmf_kappa is not None:
+        z = sample_vmf(mu.unsqueeze(1), vmf_kappa, eps)  # [N, S, Z]
+        first = (vmf_kappa * (z * mu.unsqueeze(1)).sum(-1)).double().mean()
+        z = z.reshape(n * num_samples, zdim)
+        log_qz_sum = sum(
+            (torch.logsumexp(vmf_kappa * zc @ mu.T, dim=1) - math.log(n)).double().sum() for zc in z.split(rows)
+        )
+        return float(first - log_qz_sum / z.shape[0])
     z = (mu.unsqueeze(1) + eps * (0.5 * logvar).exp().unsqueeze(1)).reshape(n * num_samples, zdim)
     if entropy == "sample":
         first = (-0.5 * (eps.pow(2) + logvar.unsqueeze(1) + LOG_2PI).sum(-1)).double().mean()
@@ -173,7 +187,6 @@ def mutual_information_from_posteriors(
     else:
         raise ValueError(f"entropy must be 'sample' or 'analytic', got {entropy!r}")
     inv_var = (-logvar).exp()
-    rows = max(1, max_elements // max(n * zdim, 1))
     log_qz_sum = torch.zeros((), dtype=torch.float64, device=mu.device)
     for start in range(0, z.shape[0], rows):
         zc = z[start : start + rows]  # [r, Z] against all N components: [r, N, Z]
@@ -199,7 +212,13 @@ def mutual_information(
     if not model.has_latent:
         return 0.0
     mu, logvar = collect_posteriors(model, batches)
-    return mutual_information_from_posteriors(mu, logvar, num_samples=num_samples, generator=generator, entropy=entropy)
+    return mutual_information_from_posteriors(
+        mu, logvar, num_samples=num_samples, generator=generator, entropy=entropy, vmf_kappa=_vmf_kappa(model)
+    )
+
+
+def _vmf_kappa(model: TextVAE) -> float | None:
+    return model.config.vmf_kappa if model.config.posterior == "vmf" else None
 
 
 @torch.no_grad()
@@ -223,7 +242,8 @@ def evaluate_corpus(
     mean over sentences):
 
     - ``rec``: ``E_q[-log p(x|z)]`` per sentence, averaged over the ``iw_samples`` draws (one draw when
-      ``iw_samples=0``); ``kl``: analytic ``KL(q(z|x) || p(z))``; ``neg_elbo = rec + kl``;
+      ``iw_samples=0``); ``kl``: ``KL(q(z|x) || p(z))``, closed-form when the model's family has one
+      (:attr:`TextVAE.analytic_kl`), else the mean of ``log q - log p`` over the same draws; ``neg_elbo = rec + kl``;
     - ``nll_iw``: importance-weighted NLL bound with ``iw_samples`` samples (exact NLL for an LM), or None
       when ``iw_samples=0``;
     - ``ppl = exp(total NLL / num_tokens)`` using ``nll_iw`` — or, when ``iw_samples=0``, the negative ELBO
@@ -263,14 +283,21 @@ def evaluate_corpus(
                 rec_b = nll_b = -log_likelihood_given_z(model, batch, None)
             else:
                 mu, logvar = mu_all[start : start + len(batch)], logvar_all[start : start + len(batch)]
-                kl_sum += float(gaussian_kl(mu, logvar).sum())
                 if iw_samples > 0:
-                    log_w, log_px = importance_terms(model, batch, mu, logvar, iw_samples, chunk_size, gen)
+                    log_w, log_px, kl_k = importance_terms(model, batch, mu, logvar, iw_samples, chunk_size, gen)
                     nll_b = -(torch.logsumexp(log_w, dim=1) - math.log(iw_samples))
                     rec_b = -log_px.mean(dim=1)
+                    kl_b = kl_k.mean(dim=1)
                 else:
-                    rec_b = -log_likelihood_given_z(model, batch, model.reparameterize(mu, logvar, gen))
+                    eps = torch.randn(mu.shape, generator=gen, device=mu.device)
+                    z = model.sample_posterior(mu, logvar, eps)
+                    rec_b = -log_likelihood_given_z(model, batch, z)
+                    kl_b = model.log_posterior(z, mu, logvar, eps) - model.log_prior(z)
                     nll_b = None
+                if model.analytic_kl:
+                    per_dim, rest = model.kl_terms(mu, logvar, mu)
+                    kl_b = per_dim.sum(-1) + rest
+                kl_sum += float(kl_b.sum())
             rec_sum += float(rec_b.sum())
             if nll_b is not None:
                 nll_sum += float(nll_b.sum())
@@ -284,7 +311,9 @@ def evaluate_corpus(
     neg_elbo_sum = rec_sum + kl_sum
     mi = au = 0
     if not is_lm:
-        mi = mutual_information_from_posteriors(mu_all, logvar_all, num_samples=mi_samples, generator=gen_mi)
+        mi = mutual_information_from_posteriors(
+            mu_all, logvar_all, num_samples=mi_samples, generator=gen_mi, vmf_kappa=_vmf_kappa(model)
+        )
         au = active_units(mu_all, au_threshold)
     ppl_total = nll_sum if have_nll else neg_elbo_sum
     return {

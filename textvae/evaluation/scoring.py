@@ -19,7 +19,6 @@ from textvae.evaluation.likelihood import exact_nll, importance_terms, iw_nll
 from textvae.evaluation.text_metrics import corpus_bleu, distinct_n, self_bleu
 from textvae.model.decoding import DecodingConfig
 from textvae.model.modes import eval_mode
-from textvae.model.objective import gaussian_kl
 
 if TYPE_CHECKING:
     from textvae.model.vae import TextVAE
@@ -43,7 +42,8 @@ def sentence_scores(
 
     ``bound="iw"``: the importance-weighted bound with ``iw_samples`` samples (``iw_samples=1`` is the
     single-sample negative ELBO); ``bound="elbo"``: the negative ELBO with the reconstruction term averaged
-    over ``iw_samples`` samples and the KL in closed form (lower variance than one sample, looser than IW).
+    over ``iw_samples`` samples and the KL in closed form where the model's family has one (else averaged over
+    the same samples); lower variance than one sample, looser than IW.
     A language model gets its exact NLL whatever the bound. Seeded by ``seed``.
     """
     if bound not in ("iw", "elbo"):
@@ -64,8 +64,13 @@ def sentence_scores(
                 nll = iw_nll(model, b, iw_samples, chunk_size=chunk_size, generator=gen)
             else:
                 mu, logvar = model.encode_batch(b)
-                _, log_px = importance_terms(model, b, mu, logvar, iw_samples, chunk_size, gen)
-                nll = -log_px.mean(dim=1) + gaussian_kl(mu, logvar).sum(dim=-1)
+                _, log_px, kl_k = importance_terms(model, b, mu, logvar, iw_samples, chunk_size, gen)
+                if model.analytic_kl:
+                    per_dim, rest = model.kl_terms(mu, logvar, mu)
+                    kl = per_dim.sum(-1) + rest
+                else:
+                    kl = kl_k.mean(dim=1)
+                nll = -log_px.mean(dim=1) + kl
             out[idx] = nll.float().cpu()
             report.update(len(idx))
     return out

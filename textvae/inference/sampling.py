@@ -36,15 +36,18 @@ def ball_samples(center: Tensor, radius: float, n: int, generator: torch.Generat
     return center.unsqueeze(0) + direction * radius * u.pow(1.0 / z)
 
 
-def posterior_samples(mu: Tensor, logvar: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
-    """``n`` draws from N(mu, diag(exp(logvar))) for one sentence: ``mu, logvar [Z]`` -> ``[n, Z]``."""
-    return TextVAE.reparameterize(mu.expand(n, -1), logvar.expand(n, -1), generator)
+def posterior_samples(
+    model: TextVAE, mu: Tensor, logvar: Tensor, n: int, generator: torch.Generator | None = None
+) -> Tensor:
+    """``n`` codes drawn from one sentence's posterior (the model's family): ``mu, logvar [Z]`` -> ``[n, Z]``."""
+    eps = torch.randn((n, mu.shape[-1]), generator=generator, device=mu.device, dtype=mu.dtype)
+    return model.sample_posterior(mu.expand(n, -1), logvar.expand(n, -1), eps)
 
 
 def sample_prior(
     model: TextVAE, n: int, decoding: DecodingConfig | None = None, seed: int | None = None, label: str | None = None
 ) -> list[str]:
-    """``n`` sentences decoded from z ~ N(0, I) (``label`` for a conditional model); seeded."""
+    """``n`` sentences decoded from prior draws (``label`` for a conditional model); seeded."""
     return model.sample(n, decoding, seed=seed, label=label)
 
 
@@ -67,5 +70,5 @@ def sample_near(
     labels = [label] if label is not None else None
     post = model.encode_text([sentence], labels)
     mu, logvar = post.mu[0], post.logvar[0]
-    z = posterior_samples(mu, logvar, n, g) if radius is None else ball_samples(mu, radius, n, g)
+    z = posterior_samples(model, mu, logvar, n, g) if radius is None else ball_samples(mu, radius, n, g)
     return model.generate_text(z, decoding, g, model.label_ids(labels, n))

@@ -29,6 +29,15 @@ class Encoder(nn.Module):
         """
         raise NotImplementedError
 
+    def input_embeddings(self) -> nn.Embedding | None:
+        """The token embedding table, for encoders that can also read vectors (:meth:`forward_embeddings`)."""
+        return None
+
+    def forward_embeddings(self, embeddings: Tensor, lengths: Tensor) -> Tensor:
+        """The summary of sequences given as input vectors ``[B, T, E]`` (E = the embedding width) instead of
+        ids: what VampPrior's pseudo-inputs go through. ``-> [B, output_size]``."""
+        raise NotImplementedError(f"{type(self).__name__} cannot read embeddings")
+
 
 class Decoder(nn.Module):
     """Base class for decoders.

@@ -48,7 +48,13 @@ class RNNEncoder(Encoder):
         self.output_size = hidden_size * self.num_directions
 
     def forward(self, input_ids: Tensor, lengths: Tensor) -> Tensor:
-        emb = self.dropout(self.embedding(input_ids))
+        return self.forward_embeddings(self.embedding(input_ids), lengths)
+
+    def input_embeddings(self) -> nn.Embedding:
+        return self.embedding
+
+    def forward_embeddings(self, embeddings: Tensor, lengths: Tensor) -> Tensor:
+        emb = self.dropout(embeddings)
         lengths = lengths.to(emb.device)
         # skip_padding=false is the naive baseline: the backward direction then reads the padding first.
         out = self._exact_outputs(emb, lengths) if self.skip_padding else self.rnn(emb)[0]  # [B, T, dirs * H]

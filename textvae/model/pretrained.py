@@ -101,8 +101,18 @@ class PretrainedEncoder(Encoder):
 
     def forward(self, input_ids: Tensor, lengths: Tensor) -> Tensor:
         """``input_ids [B, T]``, ``lengths [B]`` -> ``[B, hidden]``; padding is masked out of attention and pooling."""
-        real = torch.arange(input_ids.shape[1], device=input_ids.device).unsqueeze(0) < lengths.unsqueeze(1)
-        h = self.backbone(input_ids=input_ids, attention_mask=real.long())[0]  # last hidden state [B, T, H]
+        return self._summary(lengths, input_ids=input_ids)
+
+    def input_embeddings(self) -> nn.Embedding:
+        return self.backbone.get_input_embeddings()
+
+    def forward_embeddings(self, embeddings: Tensor, lengths: Tensor) -> Tensor:
+        return self._summary(lengths, inputs_embeds=embeddings)
+
+    def _summary(self, lengths: Tensor, **inputs: Tensor) -> Tensor:
+        width = next(iter(inputs.values())).shape[1]
+        real = torch.arange(width, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
+        h = self.backbone(**inputs, attention_mask=real.long())[0]  # last hidden state [B, T, H]
         if self.pooling == "cls":
             return h[:, 0]
         w = real.unsqueeze(2).to(h.dtype)

@@ -70,13 +70,18 @@ class TokenInput(nn.Module):
 
     def forward(self, input_ids: Tensor, start: int = 0) -> Tensor:
         """``input_ids [B, T]`` at positions ``start .. start + T - 1`` -> ``[B, T, hidden_size]``."""
-        end = start + input_ids.shape[1]
+        return self.from_embeddings(self.embedding(input_ids), start)
+
+    def from_embeddings(self, embeddings: Tensor, start: int = 0) -> Tensor:
+        """Token vectors ``[B, T, embedding_size]`` (rows of the table, or VampPrior's pseudo-inputs) ->
+        ``[B, T, hidden_size]``, scaled and projected as token ids are, plus positions."""
+        end = start + embeddings.shape[1]
         if self.positions is not None and end > self.max_positions:
             raise ValueError(f"a sequence of {end} tokens exceeds model.max_positions={self.max_positions}")
-        x = self.embedding(input_ids) * self.scale
+        x = embeddings * self.scale
         if self.proj is not None:
             x = self.proj(x)
-        pos = torch.arange(start, end, device=input_ids.device)
+        pos = torch.arange(start, end, device=embeddings.device)
         p = self.positions(pos) if self.positions is not None else sinusoidal_positions(pos, self.hidden_size)
         return x + p.to(x.dtype)
 
@@ -167,9 +172,15 @@ class TransformerEncoder(Encoder):
 
     def forward(self, input_ids: Tensor, lengths: Tensor) -> Tensor:
         """``input_ids [B, T]``, ``lengths [B]`` -> summary ``[B, hidden_size]``."""
-        real = torch.arange(input_ids.shape[1], device=input_ids.device).unsqueeze(0) < lengths.unsqueeze(1)
+        return self.forward_embeddings(self.inputs.embedding(input_ids), lengths)
+
+    def input_embeddings(self) -> nn.Embedding:
+        return self.inputs.embedding
+
+    def forward_embeddings(self, embeddings: Tensor, lengths: Tensor) -> Tensor:
+        real = torch.arange(embeddings.shape[1], device=embeddings.device).unsqueeze(0) < lengths.unsqueeze(1)
         mask = real[:, None, None, :]  # [B, 1, 1, T]: every query sees only real keys
-        x = self.dropout(self.inputs(input_ids))
+        x = self.dropout(self.inputs.from_embeddings(embeddings))
         for block in self.blocks:
             x, _ = block(x, mask)
         x = self.norm(x)

@@ -1,8 +1,9 @@
-"""The sentence VAE: encoder -> diagonal Gaussian -> autoregressive decoder, and its loss.
+"""The sentence VAE: encoder -> posterior q(z|x) -> autoregressive decoder, and its loss.
 
 Reductions, stated once: reconstruction is the token cross-entropy **summed over a sentence's tokens**
-(end token included) and **averaged over sentences**; KL is analytic, per dimension, and likewise
-averaged over sentences. The loss is ``rec + beta * kl_term`` where ``kl_term`` applies free bits, plus
+(end token included) and **averaged over sentences**; KL is per dimension (closed-form for the default
+Gaussian/standard normal pair, estimated otherwise: :mod:`textvae.model.latent`) and likewise averaged over
+sentences. The loss is ``rec + beta * kl_term`` where ``kl_term`` applies free bits, plus
 ``mmd_weight * MMD`` (a batch-level term: the batch's codes against as many prior draws) when set.
 """
 
@@ -20,7 +21,8 @@ from textvae.errors import ConfigError
 from textvae.model.decoders import build_decoder
 from textvae.model.decoding import DecodingConfig, generate
 from textvae.model.encoders import build_encoder
-from textvae.model.objective import gaussian_kl, kl_term, mmd, perturb_sentences, sum_per_row, token_nll, word_dropout
+from textvae.model.latent import LatentMixin
+from textvae.model.objective import kl_term, mmd, perturb_sentences, sum_per_row, token_nll, word_dropout
 from textvae.model.text_api import Posterior, TextMixin
 
 if TYPE_CHECKING:
@@ -34,7 +36,7 @@ class VAEOutput:
     loss: Tensor  # rec + beta * kl_term (the quantity to minimise)
     rec: Tensor  # reconstruction NLL per sentence (sum over tokens), mean over sentences
     kl: Tensor  # KL(q(z|x) || p(z)) per sentence, mean over sentences (no free bits)
-    kl_per_dim: Tensor  # [Z] KL per dimension, mean over sentences
+    kl_per_dim: Tensor  # [Z] KL per dimension, mean over sentences (see LatentMixin.kl_terms)
     rec_per_sentence: Tensor  # [B]
     kl_per_sentence: Tensor  # [B]
     num_tokens: int  # target tokens in the batch (end tokens included, padding excluded)
@@ -53,11 +55,12 @@ class VAEOutput:
         return self.rec_per_sentence.sum() / max(self.num_tokens, 1)
 
 
-class TextVAE(TextMixin, nn.Module):
+class TextVAE(LatentMixin, TextMixin, nn.Module):
     """A sentence VAE built from a :class:`ModelConfig` (and, for text in / text out, a tokenizer).
 
     Tensor verbs: :meth:`encode`, :meth:`reparameterize`, :meth:`decode`, :meth:`forward`,
-    :meth:`generate`. Text verbs (:class:`~textvae.model.text_api.TextMixin`): :meth:`encode_text`,
+    :meth:`generate`; prior and posterior (:class:`~textvae.model.latent.LatentMixin`): :meth:`sample_prior`,
+    :meth:`sample_posterior`, :meth:`log_prior`, :meth:`log_posterior`, :meth:`kl_terms`. Text verbs (:class:`~textvae.model.text_api.TextMixin`): :meth:`encode_text`,
     :meth:`generate_text`, :meth:`reconstruct`, :meth:`sample`, :meth:`batch_from_text`, :meth:`batch_from_ids`.
     """
 
@@ -90,6 +93,7 @@ class TextVAE(TextMixin, nn.Module):
             nn.Linear(self.encoder.output_size + label_size, 2 * config.latent_size) if self.encoder else None
         )
         self.decoder = build_decoder(config, backbones.get("decoder"))
+        self._build_latent()
         self.label_names: list[str] = []  # label id -> label string, set when trained on labelled data
 
     def _check_encoder_vocabulary(self) -> None:
@@ -163,7 +167,7 @@ class TextVAE(TextMixin, nn.Module):
         if e is not None:
             h = torch.cat([h, e.to(h.dtype)], dim=-1)
         mu, logvar = self.to_posterior(h).float().chunk(2, dim=-1)
-        return Posterior(mu, logvar)
+        return Posterior(*self.posterior_from_head(mu, logvar))
 
     def encode_batch(self, batch: Batch) -> Posterior:
         """:meth:`encode` of a batch, reading the encoder's own ids when the batch carries them."""
@@ -193,8 +197,10 @@ class TextVAE(TextMixin, nn.Module):
         )
 
     def decoder_code(self, z: Tensor | None, labels: Tensor | None = None) -> Tensor | None:
-        """What the decoder is conditioned on: ``z [B, Z]``, then the label embedding for a conditional
-        model -> ``[B, Z (+ L)]``, or None for an unconditioned language model."""
+        """What the decoder is conditioned on: ``decoder_space(z) [B, Z]``, then the label embedding for a
+        conditional model -> ``[B, Z (+ L)]``, or None for an unconditioned language model."""
+        if z is not None:
+            z = self.decoder_space(z)
         e = self._labels(labels)
         if e is None:
             return z
@@ -202,7 +208,8 @@ class TextVAE(TextMixin, nn.Module):
 
     @staticmethod
     def reparameterize(mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """``z = mu + sigma * eps``, ``eps ~ N(0, I)``: ``[B, Z]`` -> ``[B, Z]``, differentiable in mu, logvar."""
+        """``z = mu + sigma * eps``, ``eps ~ N(0, I)``: ``[B, Z]`` -> ``[B, Z]``, differentiable in mu, logvar
+        (the Gaussian's draw; :meth:`sample_posterior` draws from any posterior family)."""
         eps = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
         return mu + eps * (0.5 * logvar).exp()
 
@@ -248,27 +255,28 @@ class TextVAE(TextMixin, nn.Module):
             mu, logvar = self.encode(*self._noisy_encoder_inputs(batch), labels)
             if not sample:
                 z = mu
-            elif eps is not None:
-                z = mu + eps.to(mu.dtype) * (0.5 * logvar).exp()
             else:
-                z = self.reparameterize(mu, logvar, generator)
-            kl_bz = gaussian_kl(mu, logvar)
+                if eps is None:
+                    eps = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
+                z = self.sample_posterior(mu, logvar, eps)
+            kl_bz, kl_rest = self.kl_terms(mu, logvar, z)
         else:
             kl_bz = ids.new_zeros((ids.shape[0], 0), dtype=torch.float)
+            kl_rest = kl_bz.new_zeros(ids.shape[0])
         rec_b, num_tokens = self.sentence_nll(ids, lengths, self.decoder_code(z, labels))
-        kl_b = kl_bz.sum(dim=-1)
+        kl_b = kl_bz.sum(dim=-1) + kl_rest
         rec = rec_b.mean()
         kl = kl_b.mean()
         loss = rec
         divergence = None
         if self.has_latent:
-            loss = rec + beta * kl_term(kl_bz, self.config.free_bits, self.config.free_bits_mode)
+            loss = rec + beta * (kl_term(kl_bz, self.config.free_bits, self.config.free_bits_mode) + kl_rest.mean())
             if self.config.mmd_weight > 0 and z.shape[0] >= 2:
                 # The KL keeps each q(z|x) near the prior; this keeps their mixture (what p(z) draws
                 # should look like) on it too. Not annealed with beta, as in InfoVAE; large weights
                 # collapse the code (measured in docs/GENERATION.md).
-                prior = torch.randn(z.shape, device=z.device, dtype=z.dtype, generator=generator)
-                divergence = mmd(z, prior)
+                prior = self.sample_prior(z.shape[0], generator, in_decoder_space=True).to(z.dtype)
+                divergence = mmd(self.decoder_space(z), prior)
                 loss = loss + self.config.mmd_weight * divergence
         return VAEOutput(
             loss=loss,
@@ -300,10 +308,6 @@ class TextVAE(TextMixin, nn.Module):
         c = self.config
         code = self.decoder_code(z, labels)
         return generate(self.decoder, code, n, c.bos_id, c.eos_id, decoding, generator, unk_id=c.unk_id)
-
-    def sample_prior(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """``n`` draws from p(z) = N(0, I): ``[n, Z]``."""
-        return torch.randn((n, self.config.latent_size), generator=generator, device=self.device)
 
     # -- persistence -------------------------------------------------------------------------------
     def save_pretrained(self, directory, extra: dict | None = None) -> None:

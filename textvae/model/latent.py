@@ -1,0 +1,205 @@
+"""The latent family of a :class:`~textvae.model.vae.TextVAE`: its prior, its posterior, and the verbs between.
+
+Two coordinate systems, the same for every tool that works with codes:
+
+- **codes** ``z`` are what :meth:`encode` describes (``Posterior(mu, logvar)``), what the posterior samples,
+  what ``encode --npy`` writes and what interpolation, attribute vectors and maps move around in;
+- the decoder reads ``decoder_space(z)``: for ``posterior=iaf`` the flow's output ``T(z)``, for ``vmf`` the code
+  projected onto the unit sphere (so arithmetic on codes stays on it), otherwise ``z`` itself.
+
+The prior lives in the decoder's space; :meth:`log_prior` pulls it back to codes (adding the flow's
+``log|det|``) and :meth:`sample_prior` draws it in codes (``T^{-1}`` of a prior draw), so KL, the importance
+weights and sampling all agree. For ``iaf`` this is exactly the flow posterior ``q(y|x) = T#N(mu, sigma)``
+against ``p(y)``: a KL is unchanged by mapping both distributions through one bijection.
+
+KL is closed-form for the Gaussian posterior under the standard normal prior and for vMF under the uniform
+prior (a constant); otherwise it is a one-sample Monte Carlo estimate with the Gaussian's entropy in closed
+form (``E_q[log q]`` exactly, ``E_q[log p]`` from the draw), which keeps its variance low.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from textvae.errors import ConfigError
+from textvae.model.objective import gaussian_kl
+from textvae.model.posteriors import InverseAutoregressiveFlow, sample_vmf, vmf_kl, vmf_log_prob
+from textvae.model.priors import (
+    LOG_2PI,
+    Mixture,
+    MixtureParameters,
+    PseudoInputs,
+    mixture_log_prob,
+    mixture_marginal_log_prob,
+    mixture_responsibilities,
+    normal_log_prob,
+    sample_mixture,
+    sample_sphere,
+    sphere_log_prob,
+)
+
+if TYPE_CHECKING:
+    from textvae.config import ModelConfig
+
+
+def check_latent_config(c: ModelConfig) -> None:
+    """Refuse prior/posterior combinations that have no meaning, with the setting to change."""
+    if (c.posterior == "vmf") != (c.prior == "sphere"):
+        raise ConfigError(
+            "model.posterior=vmf lives on the unit sphere and goes with model.prior=sphere (uniform on it), and "
+            f"only with it; got posterior={c.posterior}, prior={c.prior}"
+        )
+    if c.posterior == "vmf" and c.latent_size < 2:
+        raise ConfigError("model.posterior=vmf needs model.latent_size >= 2 (a sphere of dimension 1 or more)")
+    if c.prior == "vamp" and c.conditional:
+        raise ConfigError(
+            "model.prior=vamp has no pseudo-inputs for labels: use model.prior=mog with a conditional model"
+        )
+
+
+class LatentMixin:
+    """Prior and posterior verbs of :class:`~textvae.model.vae.TextVAE` (which sets ``config``, ``encoder`` and
+    ``to_posterior`` before calling :meth:`_build_latent`)."""
+
+    def _build_latent(self) -> None:
+        c = self.config
+        check_latent_config(c)
+        self.prior_parameters = None
+        self.pseudo_inputs = None
+        self.flow = None
+        if not self.has_latent:
+            return
+        if c.prior == "mog":
+            self.prior_parameters = MixtureParameters(c.prior_components, c.latent_size)
+        elif c.prior == "vamp":
+            emb = self.encoder.input_embeddings()
+            if emb is None:
+                raise ConfigError(f"model.prior=vamp needs an encoder that reads embeddings; {c.encoder} does not")
+            scale = float(emb.weight.detach().float().std())
+            self.pseudo_inputs = PseudoInputs(c.prior_components, c.vamp_length, emb.embedding_dim, scale)
+        if c.posterior == "iaf":
+            hidden = c.flow_hidden_size or 4 * c.latent_size
+            self.flow = InverseAutoregressiveFlow(c.latent_size, c.flow_steps, hidden)
+
+    # -- the prior ---------------------------------------------------------------------------------------
+    @property
+    def analytic_kl(self) -> bool:
+        """True when :meth:`kl_terms` is exact rather than a Monte Carlo estimate."""
+        c = self.config
+        return (c.prior == "normal" and c.posterior == "gaussian") or c.posterior == "vmf"
+
+    def prior_mixture(self) -> Mixture | None:
+        """The prior as a mixture of diagonal Gaussians in the decoder's space (``mog``: its learned parameters;
+        ``vamp``: the encoder's posteriors of the pseudo-inputs, uniform weights), or None for the others."""
+        if self.prior_parameters is not None:
+            return self.prior_parameters.mixture()
+        if self.pseudo_inputs is None:
+            return None
+        pseudo = self.pseudo_inputs.embeddings
+        lengths = torch.full((pseudo.shape[0],), pseudo.shape[1], dtype=torch.long, device=pseudo.device)
+        mu, logvar = self.to_posterior(self.encoder.forward_embeddings(pseudo, lengths)).float().chunk(2, dim=-1)
+        k = pseudo.shape[0]
+        return Mixture(torch.full((k,), -math.log(k), device=mu.device), mu, logvar)
+
+    def decoder_space(self, z: Tensor) -> Tensor:
+        """Codes ``[..., Z]`` -> what the decoder reads ``[..., Z]`` (see the module docstring)."""
+        if self.flow is not None:
+            return self.flow(z)[0]
+        if self.config.posterior == "vmf":
+            return z / z.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        return z
+
+    def _prior_log_prob(self, y: Tensor, mixture: Mixture | None) -> Tensor:
+        """``log p(y)`` in the decoder's space: ``[..., Z] -> [...]``."""
+        if mixture is not None:
+            return mixture_log_prob(y, mixture)
+        if self.config.prior == "sphere":
+            return sphere_log_prob(y)
+        return normal_log_prob(y)
+
+    def log_prior(self, z: Tensor) -> Tensor:
+        """``log p(z)`` of codes ``[..., Z] -> [...]`` nats: the prior of ``decoder_space(z)`` plus, with a flow,
+        its ``log|det|`` (the prior pulled back to codes, so it matches :meth:`log_posterior`)."""
+        mixture = self.prior_mixture()
+        if self.flow is None:
+            return self._prior_log_prob(z, mixture)
+        y, logdet = self.flow(z)
+        return self._prior_log_prob(y, mixture) + logdet
+
+    def sample_prior(
+        self, n: int, generator: torch.Generator | None = None, *, in_decoder_space: bool = False
+    ) -> Tensor:
+        """``n`` codes drawn from the prior: ``[n, Z]`` (for a flow, ``T^{-1}`` of draws in the decoder's space;
+        ``in_decoder_space=True`` returns the draws themselves)."""
+        c, dev = self.config, self.device
+        with torch.no_grad():
+            mixture = self.prior_mixture()
+        if mixture is not None:
+            y = sample_mixture(mixture, n, generator)
+        elif c.prior == "sphere":
+            y = sample_sphere(n, c.latent_size, generator, dev)
+        else:
+            y = torch.randn((n, c.latent_size), generator=generator, device=dev)
+        return self.flow.inverse(y) if self.flow is not None and not in_decoder_space else y
+
+    def prior_assignments(self, mu: Tensor) -> Tensor | None:
+        """For a mixture prior, the most responsible component of each code ``mu [N, Z]``: ``[N]`` long (a
+        cluster per sentence); None for a prior with one component."""
+        with torch.no_grad():
+            mixture = self.prior_mixture()
+            if mixture is None:
+                return None
+            y = self.decoder_space(mu.to(self.device))
+            return torch.cat([mixture_responsibilities(c, mixture).argmax(-1) for c in y.split(4096)]).cpu()
+
+    # -- the posterior -----------------------------------------------------------------------------------
+    def posterior_from_head(self, mu: Tensor, logvar: Tensor) -> tuple[Tensor, Tensor]:
+        """The posterior head's raw output -> the family's parameters. vMF: the mean direction (``mu``
+        normalised) and ``logvar`` filled with ``-log kappa`` (its fixed concentration)."""
+        if self.config.posterior != "vmf":
+            return mu, logvar
+        direction = mu / mu.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        return direction, torch.full_like(logvar, -math.log(self.config.vmf_kappa))
+
+    def sample_posterior(self, mu: Tensor, logvar: Tensor, eps: Tensor) -> Tensor:
+        """Reparameterized codes from standard normal noise ``eps`` (``[B, Z]``, or ``[B, K, Z]`` with ``mu,
+        logvar [B, 1, Z]``): Gaussian ``mu + sigma * eps``; vMF through :func:`sample_vmf`. Differentiable."""
+        if self.config.posterior == "vmf":
+            return sample_vmf(mu, self.config.vmf_kappa, eps.to(mu.dtype))
+        return mu + eps.to(mu.dtype) * (0.5 * logvar).exp()
+
+    def log_posterior(self, z: Tensor, mu: Tensor, logvar: Tensor, eps: Tensor | None = None) -> Tensor:
+        """``log q(z|x)`` of codes ``[..., Z] -> [...]``. Pass the ``eps`` that drew ``z`` when known: the
+        Gaussian's ``(z - mu) / sigma`` is then exactly ``eps`` rather than a division by a tiny sigma."""
+        if self.config.posterior == "vmf":
+            return vmf_log_prob(z, mu, self.config.vmf_kappa)
+        e2 = eps.pow(2) if eps is not None else (z - mu).pow(2) * (-logvar).exp()
+        return -0.5 * (e2 + logvar + LOG_2PI).sum(-1)
+
+    def kl_terms(self, mu: Tensor, logvar: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
+        """``KL(q(z|x) || p(z))`` of each sentence as ``(per_dim [B, Z], rest [B])``, nats; the KL is
+        ``per_dim.sum(-1) + rest``. Exact for ``normal``/``gaussian`` (rest = 0) and for vMF (a constant,
+        shared evenly between dimensions); otherwise estimated at the draw ``z [B, Z]``: ``per_dim`` is the
+        coordinate's closed-form negative entropy minus its log density under the prior's marginal, and
+        ``rest`` what couples coordinates (a mixture prior's joint vs marginals, a flow's ``-log|det|``).
+        Free bits act on ``per_dim`` only."""
+        c = self.config
+        if c.posterior == "vmf":
+            per = torch.full_like(mu, vmf_kl(c.latent_size, c.vmf_kappa) / c.latent_size)
+            return per, mu.new_zeros(mu.shape[0])
+        if self.analytic_kl:
+            return gaussian_kl(mu, logvar), mu.new_zeros(mu.shape[0])
+        y, logdet = self.flow(z) if self.flow is not None else (z, z.new_zeros(z.shape[0]))
+        mixture = self.prior_mixture()
+        if mixture is None:
+            marginal = -0.5 * (y.pow(2) + LOG_2PI)
+            joint = marginal.sum(-1)
+        else:
+            marginal = mixture_marginal_log_prob(y, mixture)
+            joint = mixture_log_prob(y, mixture)
+        per_dim = -0.5 * (1.0 + logvar + LOG_2PI) - marginal
+        return per_dim, marginal.sum(-1) - joint - logdet
