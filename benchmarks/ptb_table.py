@@ -36,6 +36,7 @@ from textvae.config import Config
 from textvae.data.eval_data import load_eval_data
 from textvae.evaluation.likelihood import evaluate_corpus
 from textvae.model.vae import TextVAE
+from textvae.training.runconfig import with_budget
 from textvae.training.trainer import Trainer, resolve_device
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,13 +83,7 @@ def build_config(args: argparse.Namespace, row: str) -> Config:
     cfg = Config.from_yaml(args.config).apply_overrides(
         [f"data.train={data / 'ptb.train.txt'}", f"data.valid={data / 'ptb.valid.txt'}", *ROWS[row][1]]
     )
-    t = cfg.train
-    if args.max_steps is not None and args.max_steps != t.max_steps:
-        scale = args.max_steps / t.max_steps
-        t.beta_warmup_steps = max(1, round(t.beta_warmup_steps * scale))
-        t.eval_every = max(1, min(args.max_steps, round(t.eval_every * scale)))
-        t.max_steps = args.max_steps
-    cfg.apply_overrides(args.overrides)
+    with_budget(cfg, args.max_steps).apply_overrides(args.overrides)
     cfg.train.output_dir = str(Path(args.runs_dir) / row)
     cfg.train.progress = not args.quiet
     cfg.train.device = args.device

@@ -95,3 +95,45 @@ def test_a_dry_run_of_the_gpu_script_writes_every_result(tmp_path):
     assert json.loads((out / "ptb-run.json").read_text())["steps"] == 20
     assert json.loads((out / "machine.json").read_text())["corpus"].startswith("synthetic")
     assert not (out / "ptb-run").exists()  # no checkpoints left behind
+
+
+TINY = ["data.synthetic_size=300", "model.hidden_size=16", "model.embedding_size=8", "model.latent_size=4"]
+
+
+def test_rate_distortion_sweep_writes_points_table_and_curve(tmp_path):
+    rd = load("rate_distortion")
+    out = tmp_path / "rd"
+    argv = [
+        "configs/demo.yaml", *TINY, "--test", "synthetic", "--max-test-sentences", "12", "--max-steps", "4",
+        "--iw-samples", "2", "--betas", "0.5", "2", "--runs-dir", str(tmp_path / "runs"), "--out", str(out),
+    ]  # fmt: skip
+    rd.main(argv)
+    points = {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
+    assert set(points) == {"beta-0.5", "beta-2", "lm"}
+    for p in points.values():
+        assert p["rate_bits"] + p["distortion_bits"] == pytest.approx(p["neg_elbo"] / np.log(2))
+        assert p["steps"] == 4 and p["num_sentences"] == 12
+    assert points["lm"]["rate_bits"] == 0
+    table = (out / "rate_distortion.md").read_text()
+    assert "| β = 0.5 |" in table and "| β = 2 |" in table and "language model" in table and "--max-steps 4" in table
+    assert (out / "rate_distortion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    before = (out / "beta-2.json").read_text()
+    rd.main(argv)  # a finished point is kept, not redone
+    assert (out / "beta-2.json").read_text() == before
+
+
+def test_priors_benchmark_measures_each_part_once(tmp_path):
+    pr = load("priors")
+    out = tmp_path / "pr"
+    argv = [
+        "--out", str(out), "--runs", str(tmp_path / "runs"), "--priors", "normal", "mog", "--seeds", "0",
+        "--steps", "3", "--test-sentences", "20", "--prior-samples", "6", "--iw-samples", "2",
+        *[f"--override={o}" for o in TINY],
+    ]  # fmt: skip
+    pr.main(argv)
+    normal, mog = (json.loads((out / f"{p}-s0.json").read_text()) for p in ("normal", "mog"))
+    assert "prior_nmi" not in normal and 0 <= mog["prior_nmi"] <= 1 and mog["prior_components_used"] >= 1
+    for r in (normal, mog):
+        assert 0 <= r["kmeans_nmi"] <= 1 and 0 <= r["prior_parsed"] <= 1 and r["nll_iw"] > 0
+    summary = (out / "summary.md").read_text()
+    assert "| normal | 1 |" in summary and "| mog | 1 |" in summary

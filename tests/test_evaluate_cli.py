@@ -18,14 +18,12 @@ EVAL_KEYS = {"neg_elbo", "rec", "kl", "nll_iw", "ppl", "mi", "au", "num_sentence
 TEXT_KEYS = {"rec_bleu", "distinct_1", "distinct_2", "self_bleu"}
 
 
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory) -> Path:
-    """A run directory with a tiny VAE trained on the synthetic corpus (a few seconds)."""
-    run = tmp_path_factory.mktemp("eval") / "run"
+def train_tiny(run: Path, **model: object) -> Path:
+    """A tiny VAE trained on the synthetic corpus into the run directory ``run`` (a few seconds)."""
     cfg = Config.from_dict(
         {
             "data": {"train": "synthetic", "synthetic_size": 300, "valid_fraction": 0.1},
-            "model": {"embedding_size": 16, "hidden_size": 24, "latent_size": 4},
+            "model": {"embedding_size": 16, "hidden_size": 24, "latent_size": 4, **model},
             "train": {
                 "output_dir": str(run),
                 "max_steps": 12,
@@ -39,6 +37,11 @@ def trained(tmp_path_factory) -> Path:
     )
     Trainer(cfg, log=lambda s: None).fit()
     return run
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory) -> Path:
+    return train_tiny(tmp_path_factory.mktemp("eval") / "run")
 
 
 @pytest.fixture(scope="session")
@@ -223,6 +226,24 @@ def test_analyze_writes_maps_and_scores(trained, data_dir, tmp_path, capsys):
         assert_png(Path(r["plot"]))
     out, _ = ok([*args, "--label-column", "sentiment", "--map", "pca"], capsys)
     assert "NMI" in out and "linear probe" in out and (tmp_path / "an" / "latent_map_sentiment.png").is_file()
+
+
+def test_a_mixture_prior_model_through_evaluate_analyze_and_sample(data_dir, tmp_path, capsys):
+    """Every command works with another prior; analyze also scores the prior's components as clusters."""
+    run = train_tiny(tmp_path / "mog", prior="mog", prior_components=2, posterior="iaf")
+    out, _ = ok(["evaluate", run, "--data", data_dir / "test.txt", "--iw-samples", "4", "--json"], capsys)
+    r = json.loads(out)
+    assert r["bits_per_word"] == pytest.approx(math.log2(r["ppl"])) and r["rate_bits"] > 0
+    out, _ = ok(["evaluate", run, "--data", data_dir / "test.txt", "--iw-samples", "2"], capsys)
+    assert "bits per word" in out and "rate (KL)" in out and "distortion" in out
+    args = ["analyze", run, "--data", data_dir / "labelled.jsonl", "--out", tmp_path / "an", "--map", "pca"]
+    out, _ = ok([*args, "--label-column", "type", "--json"], capsys)
+    rec = json.loads(out)
+    assert 0 <= rec["prior_nmi"] <= 1 and 1 <= rec["prior_components_used"] <= 2
+    out, _ = ok([*args, "--label-column", "type"], capsys)
+    assert "prior components" in out
+    out, _ = ok(["sample", run, "-n", "3", "--seed", "0", "--raw"], capsys)
+    assert len(out.splitlines()) == 3
 
 
 # -- bad input ----------------------------------------------------------------------------------------

@@ -188,6 +188,10 @@ def test_evaluate_corpus_vae_reports_everything():
     assert r["nll_iw"] < r["neg_elbo"] and r["neg_elbo"] == pytest.approx(r["rec"] + r["kl"])
     assert r["ppl"] == pytest.approx(math.exp(r["nll_iw"] * 23 / r["num_tokens"]), rel=1e-6)
     assert r["mi"] > 0 and 0 <= r["au"] <= 4
+    # The compression view: bits per word is log2 ppl; rate + distortion is the negative ELBO in bits.
+    assert r["bits_per_word"] == pytest.approx(math.log2(r["ppl"]), rel=1e-9)
+    assert r["rate_bits"] == pytest.approx(r["kl"] / math.log(2)) and r["rate_bits"] > 0
+    assert r["rate_bits"] + r["distortion_bits"] == pytest.approx(r["neg_elbo"] / math.log(2))
     same = evaluate_corpus(m, data, iw_samples=20, batch_size=8, chunk_size=50, progress=False)
     assert {k: same[k] for k in KEYS} == {k: r[k] for k in KEYS}  # seeded: reproducible
     again = evaluate_corpus(m, data, iw_samples=20, batch_size=8, chunk_size=30, progress=False)
@@ -247,3 +251,21 @@ def test_self_bleu():
     ]
     assert self_bleu(diverse) < 30.0
     assert self_bleu(diverse + same, sample=4, seed=1) == self_bleu(diverse + same, sample=4, seed=1)
+
+
+@pytest.mark.parametrize("prior,posterior", [("mog", "gaussian"), ("vamp", "iaf"), ("sphere", "vmf")])
+def test_evaluate_corpus_with_other_priors_and_posteriors(prior, posterior):
+    """Estimated KLs are averaged over the IW draws themselves, so -ELBO >= the IW bound holds exactly
+    (Jensen on the same samples); vMF's KL is its constant."""
+    torch.manual_seed(0)
+    m = TextVAE(tiny(prior=prior, posterior=posterior, prior_components=3)).eval()
+    data = sentences(13, seed=4)
+    r = evaluate_corpus(m, data, iw_samples=16, batch_size=5, progress=False)
+    assert r.keys() >= KEYS and all(math.isfinite(r[k]) for k in KEYS)
+    assert r["nll_iw"] <= r["neg_elbo"] + 1e-5
+    if posterior == "vmf":
+        from textvae.model.posteriors import vmf_kl
+
+        assert r["kl"] == pytest.approx(vmf_kl(4, m.config.vmf_kappa), rel=1e-5)
+    r0 = evaluate_corpus(m, data, iw_samples=0, batch_size=5, progress=False)
+    assert r0["nll_iw"] is None and math.isfinite(r0["kl"])

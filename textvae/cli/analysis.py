@@ -77,6 +77,7 @@ def run_analyze(args: argparse.Namespace) -> int:
     data = load_data(args, model, columns)
     mu, _ = posterior_params(model, data.token_ids, data.label_ids, args.batch_size)
     out = Path(args.out) if args.out else _default_out(args.model)
+    assignments = model.prior_assignments(mu)  # a mixture prior's component per sentence, else None
     reports = analyze_latents(
         mu.cpu().numpy(),
         data.labels,
@@ -85,6 +86,7 @@ def run_analyze(args: argparse.Namespace) -> int:
         max_points=args.max_points,
         seed=args.seed,
         run=_model_name(args.model),
+        assignments=None if assignments is None else assignments.numpy(),
     )
     emit([r.to_dict() for r in reports], args.json, _format)
     return 0
@@ -110,7 +112,13 @@ def _format(r: dict) -> str:
     return (
         f"{r['column']} ({r['num_classes']} labels)\n"
         f"  k-means (k={r['kmeans_k']}): NMI {r['kmeans_nmi']:.3f}, purity {r['kmeans_purity']:.3f}\n"
-        f"  linear probe: accuracy {r['probe_accuracy']:.3f} on {r['probe_test']} held-out sentences "
+        + (
+            f"  prior components ({r['prior_components_used']} used): NMI {r['prior_nmi']:.3f}, "
+            f"purity {r['prior_purity']:.3f}\n"
+            if "prior_nmi" in r
+            else ""
+        )
+        + f"  linear probe: accuracy {r['probe_accuracy']:.3f} on {r['probe_test']} held-out sentences "
         f"(majority baseline {r['probe_majority']:.3f}); per label: {per_class}\n"
         f"  map ({r['map_method']}, {r['map_points']} sentences): {r['plot']}"
     )

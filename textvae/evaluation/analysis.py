@@ -78,18 +78,23 @@ def cluster_agreement(mu: np.ndarray, labels: Sequence[str], seed: int = 0) -> d
     sentences whose cluster's majority label is their own (``1/k`` or more by construction; 1 = pure)."""
     _sklearn()
     from sklearn.cluster import KMeans
+
+    k = len(set(labels))
+    clusters = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(np.asarray(mu, dtype=np.float64))
+    return {"k": k, **partition_agreement(clusters, labels)}
+
+
+def partition_agreement(clusters: Sequence[int] | np.ndarray, labels: Sequence[str]) -> dict[str, float]:
+    """How well a clustering ``[N]`` matches labels ``[N]``: ``nmi`` (normalized mutual information, 0 =
+    independent, 1 = the same partition) and ``purity`` (share of sentences whose cluster's majority label is
+    their own; 1 = pure). The number of clusters may differ from the number of labels."""
+    _sklearn()
     from sklearn.metrics import normalized_mutual_info_score
     from sklearn.metrics.cluster import contingency_matrix
 
-    y = np.asarray(labels)
-    k = len(set(labels))
-    clusters = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(np.asarray(mu, dtype=np.float64))
-    table = contingency_matrix(y, clusters)  # [labels, clusters]
-    return {
-        "k": k,
-        "nmi": float(normalized_mutual_info_score(y, clusters)),
-        "purity": float(table.max(axis=0).sum() / len(y)),
-    }
+    y, c = np.asarray(labels), np.asarray(clusters)
+    table = contingency_matrix(y, c)  # [labels, clusters]
+    return {"nmi": float(normalized_mutual_info_score(y, c)), "purity": float(table.max(axis=0).sum() / len(y))}
 
 
 def linear_probe(mu: np.ndarray, labels: Sequence[str], test_fraction: float = 0.3, seed: int = 0) -> dict[str, Any]:
@@ -213,10 +218,15 @@ def analyze_latents(
     max_points: int = 2000,
     seed: int = 0,
     run: str | None = None,
+    assignments: np.ndarray | None = None,
 ) -> list[LabelReport]:
     """For each label column: k-means agreement and a linear probe on all of ``mu [N, Z]``, and a 2-D map
     (one projection, at most ``max_points`` sentences drawn at random, shared by the columns) saved as
-    ``out_dir/latent_map_<column>.png``, titled with ``run`` (the model's name) when given."""
+    ``out_dir/latent_map_<column>.png``, titled with ``run`` (the model's name) when given.
+
+    ``assignments [N]``: each sentence's mixture-prior component (:meth:`TextVAE.prior_assignments`), scored
+    against each column beside k-means as ``prior_nmi`` / ``prior_purity`` (``prior_components_used``: how
+    many components hold at least one sentence)."""
     n = mu.shape[0]
     for col, ys in labels.items():
         if len(ys) != n:
@@ -244,7 +254,18 @@ def analyze_latents(
                 clustering=cluster_agreement(mu, ys, seed),
                 probe=linear_probe(mu, ys, seed=seed),
                 plot=path,
-                extra={"map_method": used, "map_points": len(shown)},
+                extra={"map_method": used, "map_points": len(shown), **_prior_agreement(assignments, ys)},
             )
         )
     return reports
+
+
+def _prior_agreement(assignments: np.ndarray | None, labels: Sequence[str]) -> dict[str, Any]:
+    if assignments is None:
+        return {}
+    scores = partition_agreement(assignments, labels)
+    return {
+        "prior_nmi": scores["nmi"],
+        "prior_purity": scores["purity"],
+        "prior_components_used": int(len(np.unique(assignments))),
+    }

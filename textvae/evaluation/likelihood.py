@@ -248,6 +248,9 @@ def evaluate_corpus(
       when ``iw_samples=0``;
     - ``ppl = exp(total NLL / num_tokens)`` using ``nll_iw`` — or, when ``iw_samples=0``, the negative ELBO
       (then an upper bound, looser than the IW one); ``ppl_elbo`` always uses the negative ELBO;
+    - the compression view, in bits: ``bits_per_word`` (``log2 ppl``: bits per target token, so per word and
+      end token with a word-level tokenizer), ``rate_bits`` (KL per sentence) and ``distortion_bits``
+      (reconstruction per sentence), whose sum is the negative ELBO in bits;
     - ``mi`` (:func:`mutual_information_from_posteriors` over the corpus), ``au`` (active units at
       ``au_threshold`` over posterior means); ``num_sentences``; ``num_tokens`` (``sum(len + 1)``);
       ``iw_samples``; ``seconds`` (wall time).
@@ -316,6 +319,7 @@ def evaluate_corpus(
         )
         au = active_units(mu_all, au_threshold)
     ppl_total = nll_sum if have_nll else neg_elbo_sum
+    ln2 = math.log(2.0)
     return {
         "neg_elbo": neg_elbo_sum / n_sent,
         "rec": rec_sum / n_sent,
@@ -323,6 +327,11 @@ def evaluate_corpus(
         "nll_iw": nll_sum / n_sent if have_nll else None,
         "ppl": math.exp(min(ppl_total / n_tok, 700.0)),
         "ppl_elbo": math.exp(min(neg_elbo_sum / n_tok, 700.0)),
+        # The compression view (Alemi et al. 2018), in bits: the code length per target token of the bound
+        # behind ppl (log2 ppl), and the negative ELBO's split into rate (KL) and distortion (reconstruction).
+        "bits_per_word": ppl_total / n_tok / ln2,
+        "rate_bits": kl_sum / n_sent / ln2,
+        "distortion_bits": rec_sum / n_sent / ln2,
         "mi": float(mi),
         "au": int(au),
         "num_sentences": n_sent,

@@ -1,4 +1,5 @@
-"""Pictures of a training run, from its ``metrics.jsonl``: training curves and KL per latent dimension.
+"""Pictures of a training run, from its ``metrics.jsonl``: training curves and KL per latent dimension; and
+the rate-distortion plane of several models (:func:`plot_rate_distortion`).
 
 Figures are drawn with matplotlib's object API (``Figure`` + ``savefig``, Agg rendering) and never
 through pyplot, so no global backend is switched and nothing needs a display.
@@ -177,6 +178,33 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None) -> list[Pat
     if rec is not None:
         written.append(plot_kl_per_dim(rec, out / KL_NAME, run))
     return written
+
+
+def plot_rate_distortion(
+    points: list[dict[str, Any]], path: str | Path, reference_bits: float | None = None, title: str | None = None
+) -> Path:
+    """The rate-distortion plane (Alemi et al. 2018): each point ``{"label", "rate_bits", "distortion_bits"}``
+    (bits per sentence) as a dot, joined in order of rate; ``reference_bits`` (a language model's NLL in
+    bits per sentence) draws the line ``rate + distortion = reference``: a point on it codes the data as well
+    as the language model, and below it better."""
+    fig = _figure(figsize=(6.5, 4.5), dpi=100)
+    ax = fig.add_subplot()
+    pts = sorted(points, key=lambda p: p["rate_bits"])
+    ax.plot([p["rate_bits"] for p in pts], [p["distortion_bits"] for p in pts], "o-", color="tab:blue", label="VAE")
+    for p in pts:
+        ax.annotate(str(p["label"]), (p["rate_bits"], p["distortion_bits"]), textcoords="offset points", xytext=(4, 4))
+    if reference_bits is not None:
+        top = max([reference_bits, *(p["rate_bits"] for p in pts)])
+        ax.plot([0, top], [reference_bits, reference_bits - top], "--", color="tab:gray", label="R + D = LM NLL")
+    ax.set_xlabel("rate: KL (bits / sentence)")
+    ax.set_ylabel("distortion: reconstruction (bits / sentence)")
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title(title or "rate-distortion")
+    fig.tight_layout()
+    return _save(fig, path)
 
 
 def _save(fig: Any, path: str | Path) -> Path:
