@@ -297,10 +297,8 @@ def evaluate_corpus(
                     rec_b = -log_likelihood_given_z(model, batch, z)
                     kl_b = model.log_posterior(z, mu, logvar, eps) - model.log_prior(z)
                     nll_b = None
-                if model.analytic_kl:
-                    per_dim, rest = model.kl_terms(mu, logvar, mu)
-                    kl_b = per_dim.sum(-1) + rest
-                kl_sum += float(kl_b.sum())
+                exact = model.closed_form_kl(mu, logvar)
+                kl_sum += float((kl_b if exact is None else exact).sum())
             rec_sum += float(rec_b.sum())
             if nll_b is not None:
                 nll_sum += float(nll_b.sum())

@@ -65,12 +65,8 @@ def sentence_scores(
             else:
                 mu, logvar = model.encode_batch(b)
                 _, log_px, kl_k = importance_terms(model, b, mu, logvar, iw_samples, chunk_size, gen)
-                if model.analytic_kl:
-                    per_dim, rest = model.kl_terms(mu, logvar, mu)
-                    kl = per_dim.sum(-1) + rest
-                else:
-                    kl = kl_k.mean(dim=1)
-                nll = -log_px.mean(dim=1) + kl
+                exact = model.closed_form_kl(mu, logvar)
+                nll = -log_px.mean(dim=1) + (kl_k.mean(dim=1) if exact is None else exact)
             out[idx] = nll.float().cpu()
             report.update(len(idx))
     return out

@@ -180,6 +180,14 @@ class LatentMixin:
         e2 = eps.pow(2) if eps is not None else (z - mu).pow(2) * (-logvar).exp()
         return -0.5 * (e2 + logvar + LOG_2PI).sum(-1)
 
+    def closed_form_kl(self, mu: Tensor, logvar: Tensor) -> Tensor | None:
+        """``KL(q(z|x) || p(z))`` per sentence ``[B]`` nats when the family has a closed form
+        (:attr:`analytic_kl`), else None (estimate it from draws: :meth:`kl_terms`)."""
+        if not self.analytic_kl:
+            return None
+        per_dim, rest = self.kl_terms(mu, logvar, mu)  # the draw is not used by the closed forms
+        return per_dim.sum(-1) + rest
+
     def kl_terms(self, mu: Tensor, logvar: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
         """``KL(q(z|x) || p(z))`` of each sentence as ``(per_dim [B, Z], rest [B])``, nats; the KL is
         ``per_dim.sum(-1) + rest``. Exact for ``normal``/``gaussian`` (rest = 0) and for vMF (a constant,
