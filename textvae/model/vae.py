@@ -59,9 +59,10 @@ class TextVAE(LatentMixin, TextMixin, nn.Module):
     """A sentence VAE built from a :class:`ModelConfig` (and, for text in / text out, a tokenizer).
 
     Tensor verbs: :meth:`encode`, :meth:`reparameterize`, :meth:`decode`, :meth:`forward`,
-    :meth:`generate`; prior and posterior (:class:`~textvae.model.latent.LatentMixin`): :meth:`sample_prior`,
-    :meth:`sample_posterior`, :meth:`log_prior`, :meth:`log_posterior`, :meth:`kl_terms`. Text verbs (:class:`~textvae.model.text_api.TextMixin`): :meth:`encode_text`,
-    :meth:`generate_text`, :meth:`reconstruct`, :meth:`sample`, :meth:`batch_from_text`, :meth:`batch_from_ids`.
+    :meth:`generate`. Prior and posterior (:class:`~textvae.model.latent.LatentMixin`): :meth:`sample_prior`,
+    :meth:`sample_posterior`, :meth:`log_prior`, :meth:`log_posterior`, :meth:`kl_terms`. Text verbs
+    (:class:`~textvae.model.text_api.TextMixin`): :meth:`encode_text`, :meth:`generate_text`,
+    :meth:`reconstruct`, :meth:`sample`, :meth:`batch_from_text`, :meth:`batch_from_ids`.
     """
 
     def __init__(
@@ -247,7 +248,8 @@ class TextVAE(LatentMixin, TextMixin, nn.Module):
         generator: torch.Generator | None = None,
         eps: Tensor | None = None,
     ) -> VAEOutput:
-        """Loss and diagnostics for a batch. ``sample=False`` decodes from the posterior mean; ``eps [B, Z]``
+        """Loss and diagnostics for a batch. ``sample=False`` decodes from the posterior mean (an estimated KL
+        is then taken at the mean too, so it is biased: use it for reconstruction figures); ``eps [B, Z]``
         supplies the reparameterization noise instead of drawing it (data-parallel ranks share one draw)."""
         ids, lengths, labels = batch.input_ids, batch.lengths, batch.labels
         mu = logvar = z = None
