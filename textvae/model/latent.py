@@ -185,22 +185,21 @@ class LatentMixin:
         (:attr:`analytic_kl`), else None (estimate it from draws: :meth:`kl_terms`)."""
         if not self.analytic_kl:
             return None
-        per_dim, rest = self.kl_terms(mu, logvar, mu)  # the draw is not used by the closed forms
-        return per_dim.sum(-1) + rest
+        return self.kl_terms(mu, logvar, mu).sum(-1)  # the draw is not used by the closed forms
 
-    def kl_terms(self, mu: Tensor, logvar: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
-        """``KL(q(z|x) || p(z))`` of each sentence as ``(per_dim [B, Z], rest [B])``, nats; the KL is
-        ``per_dim.sum(-1) + rest``. Exact for ``normal``/``gaussian`` (rest = 0) and for vMF (a constant,
-        shared evenly between dimensions); otherwise estimated at the draw ``z [B, Z]``: ``per_dim`` is the
-        coordinate's closed-form negative entropy minus its log density under the prior's marginal, and
-        ``rest`` what couples coordinates (a mixture prior's joint vs marginals, a flow's ``-log|det|``).
-        Free bits act on ``per_dim`` only."""
+    def kl_terms(self, mu: Tensor, logvar: Tensor, z: Tensor) -> Tensor:
+        """``KL(q(z|x) || p(z))`` of each sentence split over dimensions, ``[B, Z]`` nats, summing to the KL.
+
+        Exact for ``normal``/``gaussian`` and for vMF (a constant, shared evenly). Otherwise estimated at the
+        draw ``z [B, Z]``: each coordinate's closed-form negative entropy minus its log density under the
+        prior's marginal, plus an equal share of what couples the coordinates (a mixture's joint density
+        against its marginals, a flow's ``-log|det|``). That share keeps the split summing to the KL, so
+        free bits (which clamp each dimension's term) guarantee the same total floor for every family."""
         c = self.config
         if c.posterior == "vmf":
-            per = torch.full_like(mu, vmf_kl(c.latent_size, c.vmf_kappa) / c.latent_size)
-            return per, mu.new_zeros(mu.shape[0])
+            return torch.full_like(mu, vmf_kl(c.latent_size, c.vmf_kappa) / c.latent_size)
         if self.analytic_kl:
-            return gaussian_kl(mu, logvar), mu.new_zeros(mu.shape[0])
+            return gaussian_kl(mu, logvar)
         y, logdet = self.flow(z) if self.flow is not None else (z, z.new_zeros(z.shape[0]))
         mixture = self.prior_mixture()
         if mixture is None:
@@ -209,5 +208,5 @@ class LatentMixin:
         else:
             marginal = mixture_marginal_log_prob(y, mixture)
             joint = mixture_log_prob(y, mixture)
-        per_dim = -0.5 * (1.0 + logvar + LOG_2PI) - marginal
-        return per_dim, marginal.sum(-1) - joint - logdet
+        coupling = marginal.sum(-1) - joint - logdet  # [B]
+        return -0.5 * (1.0 + logvar + LOG_2PI) - marginal + (coupling / c.latent_size).unsqueeze(-1)

@@ -261,18 +261,17 @@ class TextVAE(LatentMixin, TextMixin, nn.Module):
                 if eps is None:
                     eps = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
                 z = self.sample_posterior(mu, logvar, eps)
-            kl_bz, kl_rest = self.kl_terms(mu, logvar, z)
+            kl_bz = self.kl_terms(mu, logvar, z)
         else:
             kl_bz = ids.new_zeros((ids.shape[0], 0), dtype=torch.float)
-            kl_rest = kl_bz.new_zeros(ids.shape[0])
         rec_b, num_tokens = self.sentence_nll(ids, lengths, self.decoder_code(z, labels))
-        kl_b = kl_bz.sum(dim=-1) + kl_rest
+        kl_b = kl_bz.sum(dim=-1)
         rec = rec_b.mean()
         kl = kl_b.mean()
         loss = rec
         divergence = None
         if self.has_latent:
-            loss = rec + beta * (kl_term(kl_bz, self.config.free_bits, self.config.free_bits_mode) + kl_rest.mean())
+            loss = rec + beta * kl_term(kl_bz, self.config.free_bits, self.config.free_bits_mode)
             if self.config.mmd_weight > 0 and z.shape[0] >= 2:
                 # The KL keeps each q(z|x) near the prior; this keeps their mixture (what p(z) draws
                 # should look like) on it too. Not annealed with beta, as in InfoVAE; large weights
