@@ -9,7 +9,8 @@ For each prior and training seed, trains the demo configuration (``configs/demo.
 * ``prior_parsed``: the share of greedy decodings of prior draws that the synthetic grammar's parser accepts.
 
 Each (prior, seed) is an independent part: its figures go to ``OUT/<prior>-s<seed>.json`` as soon as it
-finishes and a finished part is not rerun, so the benchmark can be split over sessions. The model itself is
+finishes, a finished part is not rerun and a cut training run resumes, so the benchmark can be split over
+sessions. The model itself is
 trained under ``--runs`` (default ``runs/priors``), never next to the figures.
 
 Usage::
@@ -51,13 +52,11 @@ PRIORS: dict[str, list[str]] = {
 
 def train(run_dir: Path, prior: str, seed: int, steps: int | None, extra: Sequence[str]) -> Path:
     from textvae.presets import demo_config
-    from textvae.training.runconfig import with_budget
-    from textvae.training.trainer import Trainer
+    from textvae.training.runconfig import train_to_completion, with_budget
 
     overrides = [f"train.output_dir={run_dir}", "train.progress=false", f"train.seed={seed}", *PRIORS[prior]]
     cfg = with_budget(demo_config().apply_overrides(overrides), steps).apply_overrides(list(extra))
-    Trainer(cfg).fit()
-    return run_dir
+    return train_to_completion(cfg)  # resumes a cut run; a finished one returns at once
 
 
 @torch.no_grad()
@@ -120,10 +119,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for seed in args.seeds:
             part = out / f"{prior}-s{seed}.json"
             if not part.exists():
-                run_dir = Path(args.runs) / f"{prior}-s{seed}"
-                model_dir = (
-                    run_dir if (run_dir / "best").is_dir() else train(run_dir, prior, seed, args.steps, args.override)
-                )
+                model_dir = train(Path(args.runs) / f"{prior}-s{seed}", prior, seed, args.steps, args.override)
                 figures = measure(
                     TextVAE.from_pretrained(model_dir), args.test_sentences, args.prior_samples, args.iw_samples
                 )

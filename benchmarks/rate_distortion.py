@@ -8,8 +8,9 @@ under the rate) and a language model as the reference (``model.use_latent=false`
 ``R + D = H`` that a perfect latent code would reach), evaluates each on the test sentences with
 :func:`textvae.evaluation.likelihood.evaluate_corpus`, and writes
 
-* ``OUT/<point>.json`` per point (as soon as it is done; a finished point is not redone, so the sweep can be
-  split over sessions), ``OUT/rate_distortion.md`` (the table) and ``OUT/rate_distortion.png`` (the curve).
+* ``OUT/<point>.json`` per point (as soon as it is done; a finished point is not redone, and a cut training
+  run resumes, so the sweep can be split over sessions), ``OUT/rate_distortion.md`` (the table) and
+  ``OUT/rate_distortion.png`` (the curve). ``train_seconds`` counts this invocation's training only.
 
 Usage::
 
@@ -34,8 +35,7 @@ from textvae.data.eval_data import load_eval_data
 from textvae.evaluation.likelihood import evaluate_corpus
 from textvae.evaluation.plots import plot_rate_distortion
 from textvae.model.vae import TextVAE
-from textvae.training.runconfig import with_budget
-from textvae.training.trainer import Trainer
+from textvae.training.runconfig import train_to_completion, with_budget
 
 KEEP = ("nll_iw", "neg_elbo", "rec", "kl", "mi", "au", "ppl", "bits_per_word", "rate_bits", "distortion_bits")
 
@@ -72,8 +72,7 @@ def run_point(args: argparse.Namespace, beta: float | None, test: str) -> dict:
     cfg = point_config(args, beta)
     run = Path(cfg.train.output_dir)
     t0 = time.perf_counter()
-    if not (run / "best" / "config.json").is_file():
-        Trainer(cfg, log=lambda s: print("   ", s, flush=True)).fit()
+    train_to_completion(cfg, log=lambda s: print("   ", s, flush=True))  # a finished run is kept as it is
     seconds = time.perf_counter() - t0
     model = TextVAE.from_pretrained(run)
     data = load_eval_data(model, test, max_sentences=args.max_test_sentences)

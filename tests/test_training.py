@@ -140,3 +140,31 @@ def test_time_budget_stops_with_a_validation_and_a_checkpoint(tmp_path):
     assert any("max_minutes" in m for m in messages)
     assert TextVAE.from_pretrained(run / "last") is not None
     assert [r["step"] for r in records(run) if r["split"] == "valid"] == [1]
+
+
+def test_train_to_completion_resumes_a_cut_run_and_keeps_a_finished_one(tmp_path):
+    from textvae.training.runconfig import train_to_completion
+
+    full, part = tmp_path / "full", tmp_path / "part"
+    Trainer(tiny_config(full), log=lambda s: None).fit()
+    Trainer(tiny_config(part), log=lambda s: None).fit(stop_at=7)  # cut, as a killed benchmark leaves it
+    assert train_to_completion(tiny_config(part), log=lambda s: None) == part
+    a = TextVAE.from_pretrained(full / "last").state_dict()
+    b = TextVAE.from_pretrained(part / "last").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    before = (part / "metrics.jsonl").read_bytes()
+    train_to_completion(tiny_config(part), log=lambda s: None)  # finished: nothing trained, nothing lost
+    assert (part / "metrics.jsonl").read_bytes() == before
+
+
+def test_train_to_completion_stops_the_script_when_training_was_interrupted(tmp_path, monkeypatch):
+    from textvae.training import runconfig
+
+    def interrupted_fit(self, stop_at=None):
+        self.interrupted = "SIGTERM"
+        return {}
+
+    monkeypatch.setattr(Trainer, "fit", interrupted_fit)
+    with pytest.raises(SystemExit) as exc:
+        runconfig.train_to_completion(tiny_config(tmp_path / "run"), log=lambda s: None)
+    assert exc.value.code == 143
