@@ -52,7 +52,8 @@ PRIORS: dict[str, list[str]] = {
 
 def train(run_dir: Path, prior: str, seed: int, steps: int | None, extra: Sequence[str]) -> Path:
     from textvae.presets import demo_config
-    from textvae.training.runconfig import train_to_completion, with_budget
+    from textvae.training.runconfig import with_budget
+    from textvae.training.runs import train_to_completion
 
     overrides = [f"train.output_dir={run_dir}", "train.progress=false", f"train.seed={seed}", *PRIORS[prior]]
     cfg = with_budget(demo_config().apply_overrides(overrides), steps).apply_overrides(list(extra))

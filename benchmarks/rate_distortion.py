@@ -35,7 +35,8 @@ from textvae.data.eval_data import load_eval_data
 from textvae.evaluation.likelihood import evaluate_corpus
 from textvae.evaluation.plots import plot_rate_distortion
 from textvae.model.vae import TextVAE
-from textvae.training.runconfig import train_to_completion, with_budget
+from textvae.training.runconfig import with_budget
+from textvae.training.runs import train_to_completion
 
 KEEP = ("nll_iw", "neg_elbo", "rec", "kl", "mi", "au", "ppl", "bits_per_word", "rate_bits", "distortion_bits")
 

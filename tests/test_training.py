@@ -143,7 +143,7 @@ def test_time_budget_stops_with_a_validation_and_a_checkpoint(tmp_path):
 
 
 def test_train_to_completion_resumes_a_cut_run_and_keeps_a_finished_one(tmp_path):
-    from textvae.training.runconfig import train_to_completion
+    from textvae.training.runs import train_to_completion
 
     full, part = tmp_path / "full", tmp_path / "part"
     Trainer(tiny_config(full), log=lambda s: None).fit()
@@ -158,7 +158,7 @@ def test_train_to_completion_resumes_a_cut_run_and_keeps_a_finished_one(tmp_path
 
 
 def test_train_to_completion_stops_the_script_when_training_was_interrupted(tmp_path, monkeypatch):
-    from textvae.training import runconfig
+    from textvae.training import runs
 
     def interrupted_fit(self, stop_at=None):
         self.interrupted = "SIGTERM"
@@ -166,5 +166,5 @@ def test_train_to_completion_stops_the_script_when_training_was_interrupted(tmp_
 
     monkeypatch.setattr(Trainer, "fit", interrupted_fit)
     with pytest.raises(SystemExit) as exc:
-        runconfig.train_to_completion(tiny_config(tmp_path / "run"), log=lambda s: None)
+        runs.train_to_completion(tiny_config(tmp_path / "run"), log=lambda s: None)
     assert exc.value.code == 143

@@ -192,14 +192,24 @@ def plot_rate_distortion(
     pts = sorted(points, key=lambda p: p["rate_bits"])
     ax.plot([p["rate_bits"] for p in pts], [p["distortion_bits"] for p in pts], "o-", color="tab:blue", label="VAE")
     for p in pts:
-        ax.annotate(str(p["label"]), (p["rate_bits"], p["distortion_bits"]), textcoords="offset points", xytext=(4, 4))
+        ax.annotate(
+            str(p["label"]),
+            (p["rate_bits"], p["distortion_bits"]),
+            textcoords="offset points",
+            xytext=(4, 4),
+            fontsize=8,
+        )
+    # The window is the points' own range: real curves span a few bits of rate next to ~100s of distortion.
+    right = 1.15 * max(p["rate_bits"] for p in pts) + 0.5
+    ds = [p["distortion_bits"] for p in pts]
     if reference_bits is not None:
-        top = max([reference_bits, *(p["rate_bits"] for p in pts)])
-        ax.plot([0, top], [reference_bits, reference_bits - top], "--", color="tab:gray", label="R + D = LM NLL")
+        ax.plot([0, right], [reference_bits, reference_bits - right], "--", color="tab:gray", label="R + D = LM NLL")
+        ds += [reference_bits, reference_bits - right]
+    pad = 0.08 * (max(ds) - min(ds)) + 0.5
+    ax.set_xlim(0, right)
+    ax.set_ylim(max(0.0, min(ds) - pad), max(ds) + pad)
     ax.set_xlabel("rate: KL (bits / sentence)")
     ax.set_ylabel("distortion: reconstruction (bits / sentence)")
-    ax.set_xlim(left=0)
-    ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend()
     ax.set_title(title or "rate-distortion")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -179,22 +179,3 @@ def with_budget(cfg: Config, max_steps: int | None) -> Config:
         t.eval_every = max(1, min(max_steps, round(t.eval_every * scale)))
         t.max_steps = max_steps
     return cfg
-
-
-def train_to_completion(cfg: Config, log: Callable[[str], None] = print) -> Path:
-    """Train ``cfg`` into ``cfg.train.output_dir``, for scripts that train several runs in turn (benchmarks).
-
-    A run directory that already holds a checkpoint is resumed, so a finished run returns at once and a cut
-    one goes on from where it stopped. An interrupted fit (SIGINT/SIGTERM: the trainer saves and returns)
-    ends the script with exit status 130/143, instead of letting it evaluate a half-trained model or
-    start the next run. Returns the run directory."""
-    from textvae.training.trainer import Trainer
-
-    run = Path(cfg.train.output_dir)
-    if (run / "last" / "trainer_state.pt").is_file():
-        cfg.train.resume = str(run)
-    trainer = Trainer(cfg, log=log)
-    trainer.fit()
-    if trainer.interrupted:
-        raise SystemExit(130 if trainer.interrupted == "SIGINT" else 143)
-    return run
