@@ -31,7 +31,8 @@ ENCODE_CHUNK = 512
 
 
 class Posterior(NamedTuple):
-    """Parameters of q(z|x): ``mu [B, Z]`` and ``logvar [B, Z]``."""
+    """Parameters of q(z|x): ``mu [B, Z]`` and ``logvar [B, Z]`` of the Gaussian (for ``posterior=iaf``, the
+    Gaussian the flow starts from); for ``posterior=vmf``, the unit mean direction and ``-log kappa``."""
 
     mu: Tensor
     logvar: Tensor
