@@ -29,11 +29,10 @@ from textvae.evaluation.batches import (
 from textvae.evaluation.metrics import active_units
 from textvae.model.modes import eval_mode
 from textvae.model.posteriors import sample_vmf
+from textvae.model.priors import LOG_2PI
 
 if TYPE_CHECKING:
     from textvae.model.vae import TextVAE
-
-LOG_2PI = math.log(2.0 * math.pi)
 
 
 def _sentence_nll(model: TextVAE, ids: Tensor, lengths: Tensor, z: Tensor | None, labels: Tensor | None) -> Tensor:
@@ -286,19 +285,18 @@ def evaluate_corpus(
                 rec_b = nll_b = -log_likelihood_given_z(model, batch, None)
             else:
                 mu, logvar = mu_all[start : start + len(batch)], logvar_all[start : start + len(batch)]
+                kl_b = model.closed_form_kl(mu, logvar)  # None: estimated from the draws below
                 if iw_samples > 0:
                     log_w, log_px, kl_k = importance_terms(model, batch, mu, logvar, iw_samples, chunk_size, gen)
                     nll_b = -(torch.logsumexp(log_w, dim=1) - math.log(iw_samples))
                     rec_b = -log_px.mean(dim=1)
-                    kl_b = kl_k.mean(dim=1)
+                    kl_b = kl_k.mean(dim=1) if kl_b is None else kl_b
                 else:
-                    eps = torch.randn(mu.shape, generator=gen, device=mu.device)
-                    z = model.sample_posterior(mu, logvar, eps)
+                    z = model.reparameterize(mu, logvar, gen)
                     rec_b = -log_likelihood_given_z(model, batch, z)
-                    kl_b = model.log_posterior(z, mu, logvar, eps) - model.log_prior(z)
+                    kl_b = model.log_posterior(z, mu, logvar) - model.log_prior(z) if kl_b is None else kl_b
                     nll_b = None
-                exact = model.closed_form_kl(mu, logvar)
-                kl_sum += float((kl_b if exact is None else exact).sum())
+                kl_sum += float(kl_b.sum())
             rec_sum += float(rec_b.sum())
             if nll_b is not None:
                 nll_sum += float(nll_b.sum())

@@ -40,8 +40,7 @@ def posterior_samples(
     model: TextVAE, mu: Tensor, logvar: Tensor, n: int, generator: torch.Generator | None = None
 ) -> Tensor:
     """``n`` codes drawn from one sentence's posterior (the model's family): ``mu, logvar [Z]`` -> ``[n, Z]``."""
-    eps = torch.randn((n, mu.shape[-1]), generator=generator, device=mu.device, dtype=mu.dtype)
-    return model.sample_posterior(mu.expand(n, -1), logvar.expand(n, -1), eps)
+    return model.reparameterize(mu.expand(n, -1), logvar.expand(n, -1), generator)
 
 
 def sample_prior(

@@ -207,12 +207,12 @@ class TextVAE(LatentMixin, TextMixin, nn.Module):
             return z
         return e if z is None else torch.cat([z, e.to(z.dtype)], dim=-1)
 
-    @staticmethod
-    def reparameterize(mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """``z = mu + sigma * eps``, ``eps ~ N(0, I)``: ``[B, Z]`` -> ``[B, Z]``, differentiable in mu, logvar
-        (the Gaussian's draw; :meth:`sample_posterior` draws from any posterior family)."""
+    def reparameterize(self, mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """A reparameterized draw from q(z|x) of the model's posterior family, ``eps ~ N(0, I)`` drawn here:
+        ``[B, Z]`` -> ``[B, Z]``, differentiable in mu, logvar (Gaussian: ``mu + sigma * eps``; see
+        :meth:`sample_posterior` to pass the noise)."""
         eps = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
-        return mu + eps * (0.5 * logvar).exp()
+        return self.sample_posterior(mu, logvar, eps)
 
     def decode(
         self, input_ids: Tensor, z: Tensor | None, labels: Tensor | None = None, state=None
@@ -257,10 +257,10 @@ class TextVAE(LatentMixin, TextMixin, nn.Module):
             mu, logvar = self.encode(*self._noisy_encoder_inputs(batch), labels)
             if not sample:
                 z = mu
-            else:
-                if eps is None:
-                    eps = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
+            elif eps is not None:
                 z = self.sample_posterior(mu, logvar, eps)
+            else:
+                z = self.reparameterize(mu, logvar, generator)
             kl_bz = self.kl_terms(mu, logvar, z)
         else:
             kl_bz = ids.new_zeros((ids.shape[0], 0), dtype=torch.float)
