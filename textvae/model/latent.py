@@ -195,13 +195,32 @@ class LatentMixin:
         prior's marginal, plus an equal share of what couples the coordinates (a mixture's joint density
         against its marginals, a flow's ``-log|det|``). That share keeps the split summing to the KL, so
         free bits (which clamp each dimension's term) guarantee the same total floor for every family."""
+        return self._kl_terms(mu, logvar, z, self.prior_mixture())
+
+    def loss_kl_terms(self, mu: Tensor, logvar: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
+        """What the training loss takes: :meth:`kl_terms` ``[B, Z]`` with a learned prior's parameters held
+        fixed, and that prior's own fit, a scalar whose value is 0 and whose gradient is that of
+        ``-mean_b log p(z_b)`` (codes held fixed) with respect to the prior alone.
+
+        Why apart: free bits clamp a dimension's KL at its floor, so a prior learned through the KL gets no
+        gradient wherever the encoder sits at the floor (most of training), and beta scales it to zero at the
+        start of annealing. The fit has the KL's optimum over the prior's parameters (the posterior's entropy
+        does not depend on them), and with beta = 1 and no free bits the gradients are the same as before."""
+        mixture = self.prior_mixture()
+        if mixture is None:  # nothing learned in the prior
+            return self._kl_terms(mu, logvar, z, None), mu.new_zeros(())
+        held = Mixture(*(t.detach() for t in mixture))
+        # The prior's parameters enter only through its density in the decoder's space.
+        nll = -mixture_log_prob(self.decoder_space(z).detach(), mixture).mean()
+        return self._kl_terms(mu, logvar, z, held), nll - nll.detach()
+
+    def _kl_terms(self, mu: Tensor, logvar: Tensor, z: Tensor, mixture: Mixture | None) -> Tensor:
         c = self.config
         if c.posterior == "vmf":
             return torch.full_like(mu, vmf_kl(c.latent_size, c.vmf_kappa) / c.latent_size)
         if self.analytic_kl:
             return gaussian_kl(mu, logvar)
         y, logdet = self.flow(z) if self.flow is not None else (z, z.new_zeros(z.shape[0]))
-        mixture = self.prior_mixture()
         if mixture is None:
             marginal = -0.5 * (y.pow(2) + LOG_2PI)
             joint = marginal.sum(-1)

@@ -261,7 +261,7 @@ class TextVAE(LatentMixin, TextMixin, nn.Module):
                 z = self.sample_posterior(mu, logvar, eps)
             else:
                 z = self.reparameterize(mu, logvar, generator)
-            kl_bz = self.kl_terms(mu, logvar, z)
+            kl_bz, prior_fit = self.loss_kl_terms(mu, logvar, z)
         else:
             kl_bz = ids.new_zeros((ids.shape[0], 0), dtype=torch.float)
         rec_b, num_tokens = self.sentence_nll(ids, lengths, self.decoder_code(z, labels))
@@ -271,7 +271,7 @@ class TextVAE(LatentMixin, TextMixin, nn.Module):
         loss = rec
         divergence = None
         if self.has_latent:
-            loss = rec + beta * kl_term(kl_bz, self.config.free_bits, self.config.free_bits_mode)
+            loss = rec + beta * kl_term(kl_bz, self.config.free_bits, self.config.free_bits_mode) + prior_fit
             if self.config.mmd_weight > 0 and z.shape[0] >= 2:
                 # The KL keeps each q(z|x) near the prior; this keeps their mixture (what p(z) draws
                 # should look like) on it too. Not annealed with beta, as in InfoVAE; large weights
