@@ -319,9 +319,7 @@ def prior_grads(m: TextVAE, loss: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("prior,posterior", [("mog", "gaussian"), ("mog", "iaf"), ("vamp", "gaussian")])
-def test_a_learned_prior_keeps_fitting_the_codes_when_free_bits_hold_every_dimension_at_the_floor(
-    prior, posterior
-):
+def test_a_learned_prior_keeps_fitting_the_codes_when_free_bits_hold_every_dimension_at_the_floor(prior, posterior):
     """With the KL below the floor everywhere the clamp passes no gradient, yet the prior must still follow
     the codes; the loss's value is unchanged by its fit."""
     m = tiny(prior, posterior, free_bits=1e6).train()
