@@ -137,3 +137,40 @@ def test_priors_benchmark_measures_each_part_once(tmp_path):
         assert 0 <= r["kmeans_nmi"] <= 1 and 0 <= r["prior_parsed"] <= 1 and r["nll_iw"] > 0
     summary = (out / "summary.md").read_text()
     assert "| normal | 1 |" in summary and "| mog | 1 |" in summary
+
+
+def test_latent_use_benchmark_writes_every_figure(tmp_path):
+    import torch
+
+    from textvae.config import DataConfig
+    from textvae.data import synthetic
+    from textvae.data.tokenizer import train_tokenizer
+    from textvae.model.vae import TextVAE
+
+    bench = load("latent_use")
+    sents = synthetic.generate(120, seed=9)
+    files = {}
+    for style in ("negative", "positive"):
+        files[style] = tmp_path / f"{style}.txt"
+        files[style].write_text("".join(s.text + "\n" for s in sents if s.factors["sentiment"] == style))
+    dcfg = DataConfig(lowercase=True, max_length=20)
+    tok = train_tokenizer([s.text for s in sents], dcfg)
+    for name, use_latent in (("vae", True), ("lm", False)):
+        torch.manual_seed(0)
+        cfg = ModelConfig(vocab_size=tok.vocab_size, embedding_size=8, hidden_size=12, latent_size=3,
+                          use_latent=use_latent)  # fmt: skip
+        TextVAE(cfg, tok, dcfg).save_pretrained(tmp_path / name)
+    out = tmp_path / "out"
+    bench.main([
+        "--model", str(tmp_path / "vae"), "--lm", str(tmp_path / "lm"), "--out", str(out),
+        "--style", f"negative={files['negative']}", "--style", f"positive={files['positive']}",
+        "--alphas", "0", "1", "--transfer", "10", "--reconstruct", "20", "--pairs", "4", "--steps", "4",
+    ])  # fmt: skip
+    figures = json.loads((out / "latent_use.json").read_text())
+    assert [r["alpha"] for r in figures["transfer"]["summary"]] == [0.0, 1.0]
+    assert len(figures["transfer"]["rows"]) == 4 and figures["transfer"]["picked_alpha"] in (0.0, 1.0)
+    assert figures["reconstruction"]["n"] == 20 and figures["fluency"]["pairs"] == 4
+    assert (out / "transfer_tradeoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "(picked)" in (out / "latent_use.md").read_text()
+    with pytest.raises(SystemExit, match="NAME=FILE"):
+        bench.main(["--model", str(tmp_path / "vae"), "--out", str(out), "--style", "negative"])

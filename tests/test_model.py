@@ -96,6 +96,24 @@ def test_free_bits_in_model_no_gradient_pushes_small_dimension_down():
     assert all(p.grad is None or torch.count_nonzero(p.grad) == 0 for p in m.parameters())
 
 
+@pytest.mark.parametrize("mode,floor", [("dim", 40.0 / 4), ("vector", 40.0)])
+def test_target_rate_sets_the_free_bits_floor_from_nats_per_sentence(mode, floor):
+    m = TextVAE(tiny(target_rate=40.0, free_bits_mode=mode))
+    assert m.free_bits_floor == floor and TextVAE(tiny(free_bits=0.7)).free_bits_floor == 0.7
+    out = m(batch())
+    # a fresh encoder's KL is far below 40 nats, so the loss's KL part is the floor and passes no gradient
+    assert torch.allclose(out.loss - out.rec, torch.tensor(40.0))
+    (out.loss - out.rec).backward()
+    assert all(p.grad is None or torch.count_nonzero(p.grad) == 0 for p in m.parameters())
+
+
+def test_target_rate_and_free_bits_together_are_refused():
+    from textvae.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="drop model.free_bits"):
+        TextVAE(tiny(target_rate=10.0, free_bits=1.0))
+
+
 def test_mmd_is_near_zero_for_one_distribution_and_grows_with_the_gap():
     g = torch.Generator().manual_seed(0)
     prior = torch.randn(256, 8, generator=g)

@@ -217,6 +217,35 @@ def plot_rate_distortion(
     return _save(fig, path)
 
 
+def plot_transfer_tradeoff(
+    summary: list[dict[str, Any]],
+    path: str | Path,
+    references: dict[str, float] | None = None,
+    title: str | None = None,
+) -> Path:
+    """Style transfer's trade-off: each ``{"alpha", "target_share", "bleu"}`` (share 0-1, BLEU 0-100) as a dot
+    joined in order of alpha; ``references`` draws horizontal lines at named shares (e.g. the classifier's
+    verdict on real sentences of the target style, and on the untouched sources)."""
+    fig = _figure(figsize=(6.5, 4.5), dpi=100)
+    ax = fig.add_subplot()
+    pts = sorted(summary, key=lambda r: r["alpha"])
+    ax.plot([r["bleu"] for r in pts], [100 * r["target_share"] for r in pts], "o-", color="tab:blue", label="VAE")
+    for r in pts:
+        ax.annotate(f"α={r['alpha']:g}", (r["bleu"], 100 * r["target_share"]), textcoords="offset points",
+                    xytext=(4, 4), fontsize=8)  # fmt: skip
+    for k, (name, share) in enumerate((references or {}).items()):
+        ax.axhline(100 * share, linestyle="--", color=f"C{k + 1}", label=name)
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("BLEU of the output to its source (content kept)")
+    ax.set_ylabel("judged the target style (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left")
+    ax.set_title(title or "attribute-vector transfer")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def _save(fig: Any, path: str | Path) -> Path:
     path = Path(path)
     try:

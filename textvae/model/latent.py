@@ -55,6 +55,11 @@ def check_latent_config(c: ModelConfig) -> None:
         )
     if c.posterior == "vmf" and c.latent_size < 2:
         raise ConfigError("model.posterior=vmf needs model.latent_size >= 2 (a sphere of dimension 1 or more)")
+    if c.target_rate > 0 and c.free_bits > 0:
+        raise ConfigError(
+            f"model.target_rate={c.target_rate} sets the free bits itself; drop model.free_bits={c.free_bits} "
+            "(or set model.target_rate=0 to keep a floor per dimension)"
+        )
     if c.prior == "vamp" and c.conditional:
         raise ConfigError(
             "model.prior=vamp has no pseudo-inputs for labels: use model.prior=mog with a conditional model"
@@ -84,6 +89,15 @@ class LatentMixin:
         if c.posterior == "iaf":
             hidden = c.flow_hidden_size or 4 * c.latent_size
             self.flow = InverseAutoregressiveFlow(c.latent_size, c.flow_steps, hidden)
+
+    @property
+    def free_bits_floor(self) -> float:
+        """The free-bits floor the loss clamps at, nats: ``model.free_bits``, or the one ``model.target_rate``
+        sets (per dimension: the rate over ``latent_size``; per vector: the rate itself)."""
+        c = self.config
+        if c.target_rate > 0:
+            return c.target_rate / c.latent_size if c.free_bits_mode == "dim" else c.target_rate
+        return c.free_bits
 
     # -- the prior ---------------------------------------------------------------------------------------
     @property

@@ -271,7 +271,7 @@ class TextVAE(LatentMixin, TextMixin, nn.Module):
         loss = rec
         divergence = None
         if self.has_latent:
-            loss = rec + beta * kl_term(kl_bz, self.config.free_bits, self.config.free_bits_mode) + prior_fit
+            loss = rec + beta * kl_term(kl_bz, self.free_bits_floor, self.config.free_bits_mode) + prior_fit
             if self.config.mmd_weight > 0 and z.shape[0] >= 2:
                 # The KL keeps each q(z|x) near the prior; this keeps their mixture (what p(z) draws
                 # should look like) on it too. Not annealed with beta, as in InfoVAE; large weights

@@ -129,6 +129,7 @@ FINE_TUNE_MODEL_KEYS = frozenset(
         "encoder_shuffle",
         "free_bits",
         "free_bits_mode",
+        "target_rate",
         "mmd_weight",
         "freeze_encoder_steps",
         "trust_remote_code",
