@@ -49,6 +49,22 @@ def test_train_on_a_text_file(tmp_path, config_file, corpus, capsys):
     assert recs[-1]["split"] == "valid" and recs[-1]["step"] == 4
 
 
+def test_the_own_corpus_config_trains_a_cased_untokenized_corpus_with_its_rate_target(tmp_path, capsys):
+    """configs/sentences.yaml as the README gives it, only smaller: lowercasing, Treebank words, denoising,
+    the rate target and the time guard all in one run."""
+    from textvae.model.vae import TextVAE
+
+    corpus = tmp_path / "mine.txt"
+    corpus.write_text("".join(f"The {w} dog, Sadly, Saw {n} Cats!\n" for w in ("big", "old", "red") for n in range(40)))
+    cfg = Path(__file__).resolve().parents[1] / "configs" / "sentences.yaml"
+    args = ["train", cfg, f"data.train={corpus}", f"train.output_dir={tmp_path / 'run'}", *TINY]
+    code, out, err = run([*args, "model.target_rate=8", "train.beta_warmup_steps=2"], capsys)
+    assert code == 0, err
+    model = TextVAE.from_pretrained(tmp_path / "run")
+    assert model.free_bits_floor == 8 / 4 and model.config.encoder_shuffle == 3
+    assert model.decode_ids(model.token_ids(["The dog, sadly!"])) == ["the dog , sadly !"]
+
+
 def error_of(args, capsys) -> str:
     code, _, err = run(args, capsys)
     assert code == 2

@@ -89,6 +89,7 @@ def test_reconstruction_figures_count_exact_matches(vae, texts, monkeypatch):
     real = reconstruction_figures(vae, texts[:20])
     assert 0 <= real["rec_bleu"] <= 100 and 0 <= real["exact_match"] <= 1 and real["n"] == 20
     refs = tokenizer_view(vae, texts[:4])
+    assert tokenizer_view(vae, [t.upper() for t in texts[:4]]) == refs  # read as training normalised it
     fake = {"rec_bleu": 50.0, "reconstructions": [refs[0], "x", refs[2], "y"]}
     monkeypatch.setattr(latent_use, "reconstruction_bleu", lambda *a, **k: fake)
     assert reconstruction_figures(vae, texts[:4])["exact_match"] == 0.5

@@ -41,8 +41,9 @@ def _greedy(max_length: int) -> DecodingConfig:
 
 
 def tokenizer_view(model: TextVAE, texts: Sequence[str]) -> list[str]:
-    """``texts`` as the model's tokenizer sees them: ``decode(encode(x))``, tokens joined by spaces."""
-    return model.decode_ids(model.tokenizer.encode_batch(list(texts)))
+    """``texts`` as the model reads them: ``decode(encode(x))`` after the training data's normalisation
+    (case, word tokenization), tokens joined by spaces."""
+    return model.decode_ids(model.token_ids(texts))
 
 
 @torch.no_grad()
@@ -52,7 +53,7 @@ def reconstruction_figures(model: TextVAE, texts: Sequence[str], max_length: int
     texts = [t for t, ok in zip(texts, model.usable(texts)) if ok]
     if not texts:
         raise ParameterError("no sentence the model can read to reconstruct")
-    ids = model.tokenizer.encode_batch(texts)
+    ids = model.token_ids(texts)
     out = reconstruction_bleu(model, ids, max_length=max_length)
     refs = model.decode_ids(ids)
     exact = sum(h == r for h, r in zip(out["reconstructions"], refs)) / len(refs)
@@ -130,7 +131,7 @@ def lm_nll_per_token(lm: TextVAE, texts: Sequence[str], batch_size: int = 64) ->
     """Total NLL of ``texts`` under a language model over their total target tokens (each sentence's end
     token counts), nats per token."""
     _check_lm(lm)
-    ids = lm.tokenizer.encode_batch(list(texts))
+    ids = lm.token_ids(texts)
     nll = sentence_scores(lm, ids, batch_size=batch_size, progress=False)
     return float(nll.sum()) / sum(len(x) + 1 for x in ids)
 

@@ -112,14 +112,20 @@ class TextMixin:
         return torch.tensor(ids * n if len(ids) == 1 else ids, dtype=torch.long, device=self.device)
 
     # -- batches -----------------------------------------------------------------------------------
+    def token_ids(self, sentences: Sequence[str]) -> list[list[int]]:
+        """The decoder's ids of each sentence (no ``<s>``/``</s>``), normalised as the training data was
+        (case, word tokenization) and capped at ``data.max_tokens``: what the model reads and is scored on."""
+        tok = self.require_tokenizer()
+        cap = self.data_config.max_tokens
+        return [x[:cap] for x in tok.encode_batch([normalize_text(s, self.data_config) for s in sentences])]
+
     def batch_from_text(self, sentences: Sequence[str], labels: Sequence[str] | None = None) -> Batch:
         """Normalise sentences as the training data was, tokenize (also in the encoder's own tokenizer, when
         it has one: the view training gave it) and pad them. ``labels`` (strings, for a conditional model)
         may be left out and set on the batch later."""
-        tok = self.require_tokenizer()
+        ids = self.token_ids(sentences)
         texts = [normalize_text(s, self.data_config) for s in sentences]
         cap = self.data_config.max_tokens
-        ids = [x[:cap] for x in tok.encode_batch(texts)]
         enc = self._own_encoder_tokenizer()
         enc_ids = None if enc is None else [x[:cap] for x in enc.encode_batch(texts)]
         lab = None if labels is None else self.label_ids(labels, len(sentences))
