@@ -50,8 +50,8 @@ def test_train_on_a_text_file(tmp_path, config_file, corpus, capsys):
 
 
 def test_the_own_corpus_config_trains_a_cased_untokenized_corpus_with_its_rate_target(tmp_path, capsys):
-    """configs/sentences.yaml as the README gives it, only smaller: lowercasing, Treebank words, denoising,
-    the rate target and the time guard all in one run."""
+    """configs/sentences.yaml as the README gives it, only smaller: lowercasing, Treebank words, the rate
+    target, cosine decay and the time guard in one run."""
     from textvae.model.vae import TextVAE
 
     corpus = tmp_path / "mine.txt"
@@ -61,7 +61,7 @@ def test_the_own_corpus_config_trains_a_cased_untokenized_corpus_with_its_rate_t
     code, out, err = run([*args, "model.target_rate=8", "train.beta_warmup_steps=2"], capsys)
     assert code == 0, err
     model = TextVAE.from_pretrained(tmp_path / "run")
-    assert model.free_bits_floor == 8 / 4 and model.config.encoder_shuffle == 3
+    assert model.free_bits_floor == 8 / 4 and model.data_config.word_tokenizer == "treebank"
     assert model.decode_ids(model.token_ids(["The dog, sadly!"])) == ["the dog , sadly !"]
 
 
