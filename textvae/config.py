@@ -84,9 +84,7 @@ class ModelConfig:
     encoder_shuffle: int = 0
     free_bits: float = 0.0  # nats; 0 disables
     free_bits_mode: str = "dim"  # dim: sum_i max(l, KL_i) | vector: max(l, sum_i KL_i)
-    # A rate target instead of a floor per dimension: target_rate nats per sentence sets the free bits to
-    # target_rate / latent_size per dimension (mode dim) or target_rate for the whole vector (mode vector).
-    # The KL settles at about the floor, so this chooses the rate. 0 disables; exclusive with free_bits.
+    # nats per sentence; sets free bits to target_rate / latent_size per dim (mode vector: target_rate). 0: off
     target_rate: float = 0.0
     # InfoVAE (Zhao et al. 2019): + mmd_weight * MMD(batch's z, prior draws), nats per sentence per unit of
     # MMD. Pulls the codes of all sentences together onto N(0, I), so prior draws land where sentences are.
