@@ -117,6 +117,7 @@ class ModelConfig:
     # layer sees only real target positions. False is the naive baseline (every padded position computed) that
     # benchmarks/performance.py --plain measures.
     skip_padding: bool = True
+    fused_rnn: bool = True  # LSTMs trained on a CPU in bf16 run textvae.model.fused_rnn; false: nn.LSTM always
     pooling: str = "mean"  # transformer / pretrained encoder summary: mean (over real tokens) | cls (first token)
     # Pretrained backbones through 🤗 transformers; a saved textvae model rebuilds them offline from its own files.
     encoder_pretrained: str | None = None  # encoder=pretrained: local folder or hub name (AutoModel, BERT-like)

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from textvae.model.base import Decoder, OutputHead, rename_legacy_head_keys
+from textvae.model.fused_rnn import fused_applies, run_fused
 
 if TYPE_CHECKING:
     from textvae.config import ModelConfig
@@ -50,6 +51,7 @@ class RNNDecoder(Decoder):
         )
         n_states = 2 if cell == "lstm" else 1
         self.z_to_state = nn.Linear(latent_size, n_states * num_layers * hidden_size) if self.z_init else None
+        self.fused_rnn = cfg.fused_rnn
         self.head = OutputHead(hidden_size, vocab_size, embedding_size, cfg.tie_embeddings)
 
     def initial_state(self, z: Tensor | None, batch_size: int) -> Any:
@@ -65,7 +67,10 @@ class RNNDecoder(Decoder):
             emb = torch.cat([emb, z.unsqueeze(1).expand(-1, emb.shape[1], -1).to(emb.dtype)], dim=-1)
         if state is None:
             state = self.initial_state(z, input_ids.shape[0])
-        out, state = self.rnn(emb, state)
+        if fused_applies(self.rnn, emb, self.fused_rnn):
+            out, state = run_fused(self.rnn, emb, state)
+        else:
+            out, state = self.rnn(emb, state)
         return self.dropout(out), state
 
     def project(self, hidden: Tensor) -> Tensor:

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from textvae.model.base import Encoder
+from textvae.model.fused_rnn import fused_applies, fused_lstm, layer_weights
 
 if TYPE_CHECKING:
     from textvae.config import ModelConfig
@@ -31,6 +32,7 @@ class RNNEncoder(Encoder):
             raise ValueError(f"unknown RNN pooling {cfg.rnn_pooling!r}; use last, mean or max")
         self.pooling = cfg.rnn_pooling
         self.skip_padding = cfg.skip_padding
+        self.fused_rnn = cfg.fused_rnn
         cell, hidden_size, num_layers, dropout = cfg.encoder, cfg.hidden_size, cfg.encoder_layers, cfg.dropout
         embedding_size, bidirectional = cfg.embedding_size, cfg.bidirectional
         self.embedding = nn.Embedding(cfg.vocab_size, embedding_size, padding_idx=cfg.pad_id)
@@ -79,14 +81,16 @@ class RNNEncoder(Encoder):
         t = torch.arange(emb.shape[1], device=emb.device)[None, :]
         flip = torch.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)  # [B, T] reversal within length
         rnn, x = self.rnn, emb
+        fused = fused_applies(rnn, emb, self.fused_rnn)
         for layer in range(rnn.num_layers):
             outs = []
             for d in range(self.num_directions):
-                suffix = f"_l{layer}" + ("_reverse" if d else "")
-                params = [getattr(rnn, name + suffix) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+                params = layer_weights(rnn, layer, reverse=d == 1)
                 inp = x if d == 0 else _take_time(x, flip)
                 h0 = inp.new_zeros(1, inp.shape[0], rnn.hidden_size)
-                if isinstance(rnn, nn.LSTM):
+                if fused:
+                    y = fused_lstm(inp, None, *params)[0]
+                elif isinstance(rnn, nn.LSTM):
                     y = torch.lstm(inp, (h0, h0), params, True, 1, 0.0, self.training, False, True)[0]
                 else:
                     y = torch.gru(inp, h0, params, True, 1, 0.0, self.training, False, True)[0]
