@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import resource
 import statistics
@@ -44,10 +45,12 @@ from textvae.config import Config, ModelConfig
 from textvae.data.batching import batch_indices, collate
 from textvae.evaluation.likelihood import iw_nll
 from textvae.model.decoding import DecodingConfig
+from textvae.model.precision import cpu_has_native_bf16
 from textvae.model.vae import TextVAE
 from textvae.training.devices import resolve_device
-from textvae.training.precision import cpu_has_native_bf16
 from textvae.training.trainer import Trainer
+
+PTB_TEST_SENTENCES = 3761
 
 PLAIN = [
     "train.bucket=false",
@@ -94,23 +97,46 @@ def _rnn_flops(cell: str, inp: int, hidden: int) -> int:
     return 2 * gates * hidden * (inp + hidden)
 
 
+def _transformer_flops(m: ModelConfig, layers: int, n: np.ndarray, causal: bool, memory: int) -> float:
+    """Forward FLOPs of a Transformer stack over sentences of ``n`` positions: per position the input
+    projection (when the embedding width differs), QKV, output and feed-forward products; attention
+    (scores and weighted values, 4 x width per key) over the keys each position sees (all ``n``, or the
+    ``i + 1`` before it when causal, plus ``memory`` z slots)."""
+    d, f = m.hidden_size, m.ffn_size or 4 * m.hidden_size
+    per_position = layers * (2 * d * 3 * d + 2 * d * d + 2 * 2 * d * f)
+    per_position += 2 * m.embedding_size * d if m.embedding_size != d else 0
+    keys = (n * (n + 1) / 2 if causal else n * n) + n * memory  # keys seen, summed over positions
+    return float((n * per_position).sum() + layers * 4 * d * keys.sum())
+
+
 def training_flops(m: ModelConfig, words: np.ndarray) -> float | None:
     """Model FLOPs of one training step (forward + backward = 3x forward) on sentences of ``words`` tokens,
-    counting real positions only; None for non-recurrent models (not modelled here)."""
-    if m.encoder not in ("lstm", "gru") or m.decoder not in ("lstm", "gru"):
+    counting real positions only; None for pretrained backbones (not modelled here)."""
+    if "pretrained" in (m.encoder, m.decoder):
         return None
-    dirs = 2 if m.bidirectional else 1
-    enc_step = sum(
-        dirs * _rnn_flops(m.encoder, m.embedding_size if i == 0 else dirs * m.hidden_size, m.hidden_size)
-        for i in range(m.encoder_layers)
-    )
-    dec_in = m.embedding_size + (m.latent_size if m.z_conditioning in ("concat", "both") else 0)
-    dec_step = sum(
-        _rnn_flops(m.decoder, dec_in if i == 0 else m.hidden_size, m.hidden_size) for i in range(m.decoder_layers)
-    )
-    dec_step += 2 * m.hidden_size * m.vocab_size  # output projection
-    enc_tokens, dec_tokens = float((words + 2).sum()), float((words + 1).sum())
-    forward = enc_tokens * enc_step + dec_tokens * dec_step if m.use_latent else dec_tokens * dec_step
+    enc_n, dec_n = words + 2, words + 1  # <s> w .. </s> read by the encoder; <s> w .. predicting w .. </s>
+    forward = 0.0
+    if m.use_latent and m.encoder in ("lstm", "gru"):
+        dirs = 2 if m.bidirectional else 1
+        enc_step = sum(
+            dirs * _rnn_flops(m.encoder, m.embedding_size if i == 0 else dirs * m.hidden_size, m.hidden_size)
+            for i in range(m.encoder_layers)
+        )
+        forward += float(enc_n.sum()) * enc_step
+    elif m.use_latent:
+        forward += _transformer_flops(m, m.encoder_layers, enc_n, causal=False, memory=0)
+    conditioned = m.use_latent or m.conditional
+    if m.decoder in ("lstm", "gru"):
+        dec_in = m.embedding_size + (m.latent_size if conditioned and m.z_conditioning in ("concat", "both") else 0)
+        dec_step = sum(
+            _rnn_flops(m.decoder, dec_in if i == 0 else m.hidden_size, m.hidden_size) for i in range(m.decoder_layers)
+        )
+        forward += float(dec_n.sum()) * dec_step
+    else:
+        memory = int(conditioned and m.z_conditioning in ("init", "both"))
+        forward += _transformer_flops(m, m.decoder_layers, dec_n, causal=True, memory=memory)
+    head = 2 * m.hidden_size * m.vocab_size + (2 * m.hidden_size * m.embedding_size if m.tie_embeddings else 0)
+    forward += float(dec_n.sum()) * head  # the output projection, real target positions only
     return 3.0 * forward
 
 
@@ -198,7 +224,9 @@ def _rate(fn: Callable[[], int], repeats: int) -> float:
     return statistics.median(rates)
 
 
-def bench_generate(args: argparse.Namespace, model: TextVAE) -> dict:
+def bench_generate(args: argparse.Namespace, model: TextVAE, precision: str) -> dict:
+    """Sentences per second from the prior with the model's matrix products in ``precision``."""
+    model.set_precision(precision)
     out = {}
     strategies = {
         "greedy": DecodingConfig(max_length=args.max_length),
@@ -221,10 +249,16 @@ def bench_generate(args: argparse.Namespace, model: TextVAE) -> dict:
             out[f"{name}_batch1"] = _rate(one_by_one, args.repeats)
     if "greedy_batched" in out:
         out["seconds_for_1000_greedy"] = 1000 / out["greedy_batched"]
+    with torch.inference_mode():  # how long the sentences were (a random model runs to --max-length)
+        lengths = [len(x) for x in model.generate(model.sample_prior(200, g), decoding=strategies["greedy"])]
+    out["mean_greedy_length"] = statistics.mean(lengths)
     return out
 
 
-def bench_iwnll(args: argparse.Namespace, model: TextVAE) -> dict:
+def bench_iwnll(args: argparse.Namespace, model: TextVAE, precision: str) -> dict:
+    """Sentences per second of the K-sample bound with the matrix products in ``precision``, and the
+    bound itself (the same sentences and samples for every precision, so they can be compared)."""
+    model.set_precision(precision)
     rng = np.random.default_rng(0)
     words = rng.integers(10, 30, args.iw_sentences)  # PTB-like lengths
     ids = [rng.integers(4, model.config.vocab_size, n).tolist() for n in words]
@@ -242,10 +276,38 @@ def bench_iwnll(args: argparse.Namespace, model: TextVAE) -> dict:
                 ),
                 1 if mode == "plain" else args.repeats,
             )
+        g = torch.Generator(model.device).manual_seed(0)
+        out["mean_nll"] = float(iw_nll(model, batch, args.iw_samples, chunk_size=256, generator=g).mean())
     if len(modes) == 2:
         out["speedup"] = out["batched_sentences_per_sec"] / out["plain_sentences_per_sec"]
     out["samples"] = args.iw_samples
+    out["minutes_for_ptb_test"] = PTB_TEST_SENTENCES / out.get("batched_sentences_per_sec", math.nan) / 60
     return out
+
+
+def bench_inference(args: argparse.Namespace, parts: list[str], native: bool) -> dict:
+    """generate / iwnll in float32 and, where the hardware has native bf16, in bfloat16: side by side."""
+    model = load_model(args)
+    precisions = ["float32", "bfloat16"] if native else ["float32"]
+    if args.precision != "both":
+        precisions = [args.precision]
+    result: dict = {}
+    for part, bench in (("generate", bench_generate), ("iwnll", bench_iwnll)):
+        if part not in parts:
+            continue
+        result[part] = {}
+        for precision in precisions:
+            r = result[part][precision] = bench(args, model, precision)
+            for k, v in r.items():
+                print(f"{part} {precision} {k}: {v:.3f}", flush=True)
+        if len(precisions) == 2:
+            key = "greedy_batched" if part == "generate" else "batched_sentences_per_sec"
+            if key in result[part]["float32"]:
+                result[part]["bf16_speedup"] = result[part]["bfloat16"][key] / result[part]["float32"][key]
+    if "iwnll" in result and len(precisions) == 2:
+        nll = [result["iwnll"][p]["mean_nll"] for p in precisions]
+        result["iwnll"]["bf16_relative_difference"] = abs(nll[1] - nll[0]) / abs(nll[0])
+    return result
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -266,6 +328,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--iw-sentences", type=int, default=8)
     p.add_argument("--iw-plain-sentences", type=int, default=1)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument(
+        "--precision",
+        default="both",
+        choices=["both", "float32", "bfloat16"],
+        help="generate / iwnll: float32, bfloat16, or both side by side (bf16 only with native units)",
+    )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default: the config's train.device)")
     p.add_argument("--work-dir", default="/tmp/textvae-perf")
     p.add_argument("--json", help="write the results here")
@@ -311,15 +379,7 @@ def main(argv: list[str] | None = None) -> dict:
         if "speedup" in result["train"]:
             print(f"train speedup (optimised / plain, same run): {result['train']['speedup']:.2f}x", flush=True)
     if "generate" in parts or "iwnll" in parts:
-        model = load_model(args)
-        if "generate" in parts:
-            result["generate"] = bench_generate(args, model)
-            for k, v in result["generate"].items():
-                print(f"generate {k}: {v:.2f}", flush=True)
-        if "iwnll" in parts:
-            result["iwnll"] = bench_iwnll(args, model)
-            for k, v in result["iwnll"].items():
-                print(f"iwnll {k}: {v:.3f}", flush=True)
+        result.update(bench_inference(args, parts, native))
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory: {result['peak_rss_mb']:.0f} MB")
     if args.json:

@@ -27,7 +27,22 @@ def test_training_flops_count_matrix_products_of_real_positions():
     dec = 2 * 4 * 16 * (8 + 4 + 16) + 2 * 16 * 100  # LSTM step on [embedding; z] + output projection
     expected = 3 * ((5 + 7) * enc + (4 + 6) * dec)
     assert perf.training_flops(m, words) == expected
-    assert perf.training_flops(ModelConfig(encoder="transformer"), words) is None
+    assert perf.training_flops(ModelConfig(encoder="pretrained"), words) is None
+
+
+def test_training_flops_of_a_transformer_decoder():
+    """Per position: QKV, output and two feed-forward products per layer; attention 4 x width per key seen
+    (causal: the positions up to it, plus the z memory slot); the vocabulary projection."""
+    perf = load("performance")
+    m = ModelConfig(
+        vocab_size=100, embedding_size=16, hidden_size=16, latent_size=4, decoder="transformer",
+        decoder_layers=2, ffn_size=24, z_conditioning="init", bidirectional=False,
+    )  # fmt: skip
+    words = np.array([2])
+    enc = 3 * 4 * (2 * 4 * 16 * (16 + 16))  # <s> w w </s>: one LSTM direction
+    per_position = 2 * (2 * 16 * 48 + 2 * 16 * 16 + 2 * 2 * 16 * 24) + 2 * 16 * 100
+    keys = (1 + 2 + 3) + 3 * 1  # causal over 3 decoder positions, plus one memory slot each
+    assert perf.training_flops(m, words) == enc + 3 * (3 * per_position + 2 * 4 * 16 * keys)
 
 
 def test_performance_benchmark_runs_and_writes_json(tmp_path):
@@ -49,8 +64,14 @@ def test_performance_benchmark_runs_and_writes_json(tmp_path):
     assert optimised["peak_gflops"] == machine[key]
     assert optimised["precision"] == ("bfloat16" if machine["native_bf16"] else "float32")
     assert result["train"]["plain"]["precision"] == "float32" and optimised["spread"] >= 1
-    assert set(result["generate"]) >= {"greedy_batched", "greedy_batch1", "nucleus_batched", "nucleus_batch1"}
-    assert result["iwnll"]["batched_sentences_per_sec"] > 0
+    precisions = ["float32", "bfloat16"] if machine["native_bf16"] else ["float32"]
+    for precision in precisions:
+        generated = result["generate"][precision]
+        assert set(generated) >= {"greedy_batched", "greedy_batch1", "nucleus_batched", "nucleus_batch1"}
+        assert 0 < generated["mean_greedy_length"] <= 10
+        assert result["iwnll"][precision]["batched_sentences_per_sec"] > 0
+    if machine["native_bf16"]:  # the same sentences and samples in both precisions
+        assert result["iwnll"]["bf16_relative_difference"] < 0.01
 
 
 def test_the_gpu_script_is_valid_bash_and_refuses_clearly_without_a_gpu(tmp_path):

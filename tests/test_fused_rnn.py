@@ -11,8 +11,8 @@ from torch import nn
 from textvae.config import ModelConfig
 from textvae.data.batching import collate
 from textvae.model.fused_rnn import fused_applies, fused_lstm, layer_weights, run_fused
+from textvae.model.precision import cpu_has_native_bf16
 from textvae.model.vae import TextVAE
-from textvae.training.precision import cpu_has_native_bf16
 
 
 def _grads(loss: torch.Tensor, tensors: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -6,9 +6,9 @@ import torch
 from textvae.config import Config, ModelConfig
 from textvae.data.batching import collate
 from textvae.errors import ConfigError
+from textvae.model import precision
+from textvae.model.precision import autocast_dtype
 from textvae.model.vae import TextVAE
-from textvae.training import precision
-from textvae.training.precision import autocast_dtype
 from textvae.training.trainer import Trainer
 
 

@@ -113,11 +113,11 @@ class ModelConfig:
     positions: str = "learned"  # learned | sinusoidal
     max_positions: int = 512  # learned positions: the longest sequence, <s> and </s> included
     rnn_pooling: str = "last"  # lstm / gru encoder summary: last (final states) | mean | max over outputs
-    # Skip padding: RNN encoders run so that padding never reaches a real position's output, and the output
-    # layer sees only real target positions. False is the naive baseline (every padded position computed) that
-    # benchmarks/performance.py --plain measures.
+    # Speed switches. skip_padding: padding never reaches a real position's RNN encoder output nor the output
+    # layer (false: the naive baseline that benchmarks/performance.py --plain measures). fused_rnn: LSTMs
+    # trained on a CPU in bf16 run textvae.model.fused_rnn (false: nn.LSTM always).
     skip_padding: bool = True
-    fused_rnn: bool = True  # LSTMs trained on a CPU in bf16 run textvae.model.fused_rnn; false: nn.LSTM always
+    fused_rnn: bool = True
     pooling: str = "mean"  # transformer / pretrained encoder summary: mean (over real tokens) | cls (first token)
     # Pretrained backbones through 🤗 transformers; a saved textvae model rebuilds them offline from its own files.
     encoder_pretrained: str | None = None  # encoder=pretrained: local folder or hub name (AutoModel, BERT-like)
@@ -158,8 +158,7 @@ class TrainConfig:
     checkpoint_every: int | None = None  # steps between resumable checkpoints (default: eval_every)
     on_nonfinite: str = "skip"  # skip: drop the update (NaN/inf loss or gradient) | stop: end the run
     max_skipped_steps: int = 100  # skip mode gives up after this many skipped updates
-    # ... or once this share of the updates so far was skipped (checked from step 20): a run that skips most
-    # of its updates has diverged, whatever its absolute count.
+    # ... or once this share of the updates so far was skipped (checked from step 20): it has diverged.
     max_skipped_fraction: float = 0.1
     eval_max_sentences: int | None = None  # cap on validation sentences per evaluation
     log_every: int = 20

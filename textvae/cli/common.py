@@ -15,10 +15,19 @@ if TYPE_CHECKING:
     from textvae.model.vae import TextVAE
 
 
-def add_model_args(p: argparse.ArgumentParser) -> None:
+def add_model_args(p: argparse.ArgumentParser, precision: str = "auto") -> None:
+    """The model, where it runs, and its matrix products' ``--precision`` (default ``precision``: ``auto``
+    for commands that generate text; the commands that report likelihoods default to ``float32``)."""
     p.add_argument("model", help="a model directory (or a run directory: its best/ checkpoint), or a Hub id user/name")
     p.add_argument("--revision", default=None, help="Hub branch, tag or commit (for a Hub id; default main)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
+    p.add_argument(
+        "--precision",
+        choices=["auto", "float32", "bfloat16"],
+        default=precision,
+        help=f"matrix products in bfloat16 (auto: where the device has native bf16 units) or float32 "
+        f"(default {precision})",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object per line")
 
 
@@ -130,13 +139,16 @@ def with_bans(decoding, args: argparse.Namespace, model):
 
 
 def load_model(args: argparse.Namespace):
-    """``TextVAE.from_pretrained(args.model)`` on ``args.device`` (errors are user errors)."""
+    """``TextVAE.from_pretrained(args.model)`` on ``args.device`` in ``args.precision`` (errors are user
+    errors)."""
     from textvae.model.vae import TextVAE
     from textvae.training.devices import resolve_device
 
-    return TextVAE.from_pretrained(
+    model = TextVAE.from_pretrained(
         args.model, device=resolve_device(args.device, "--device"), revision=getattr(args, "revision", None)
     )
+    model.set_precision(getattr(args, "precision", "float32"))
+    return model
 
 
 def emit(records: Iterable[dict[str, Any]], as_json: bool, fmt: Callable[[dict[str, Any]], str]) -> None:

@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "negative ELBO, KL, mutual information, active units; nats per sentence), reconstruction BLEU and "
         "the diversity of prior samples. Decoding flags apply to the prior samples; reconstructions are greedy.",
     )
-    add_model_args(p)
+    add_model_args(p, precision="float32")  # reported likelihoods: float32 unless asked
     add_data_args(p)
     p.add_argument(
         "--iw-samples", type=nonnegative_int, default=500, metavar="K", help="K for the IW bound (default 500; 0: ELBO)"
@@ -65,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Score every sentence by its NLL (importance-weighted bound, or negative ELBO), per "
         "sentence and per token, and list them sorted, least likely first.",
     )
-    add_model_args(s)
+    add_model_args(s, precision="float32")
     add_data_args(s, "sentences to score")
     s.add_argument(
         "--iw-samples", type=positive_int, default=100, metavar="K", help="samples per sentence (default 100)"

@@ -23,6 +23,7 @@ from textvae.model.decoding import DecodingConfig, generate
 from textvae.model.encoders import build_encoder
 from textvae.model.latent import LatentMixin
 from textvae.model.objective import kl_term, mmd, perturb_sentences, sum_per_row, token_nll, word_dropout
+from textvae.model.precision import autocast, autocast_dtype
 from textvae.model.text_api import Posterior, TextMixin
 
 if TYPE_CHECKING:
@@ -96,6 +97,7 @@ class TextVAE(LatentMixin, TextMixin, nn.Module):
         self.decoder = build_decoder(config, backbones.get("decoder"))
         self._build_latent()
         self.label_names: list[str] = []  # label id -> label string, set when trained on labelled data
+        self.inference_dtype: torch.dtype | None = None  # see set_precision; not saved with the model
 
     def _check_encoder_vocabulary(self) -> None:
         """A pretrained encoder has its own vocabulary: it must not be fed ids of another tokenizer."""
@@ -140,6 +142,17 @@ class TextVAE(LatentMixin, TextMixin, nn.Module):
         ``step < model.freeze_encoder_steps``. A pure function of the step, so resuming reproduces it."""
         self.freeze_encoder(step < self.config.freeze_encoder_steps)
 
+    def set_precision(self, precision: str = "auto") -> torch.dtype | None:
+        """The matrix products' precision in :meth:`encode`, :meth:`sentence_nll` (hence every likelihood)
+        and :meth:`generate`: ``float32``, ``bfloat16`` (autocast: weights stay float32, products run in
+        bf16, losses and log-probabilities are summed in float32), or ``auto`` = bf16 where the device has
+        native bf16 units, else float32. Returns the autocast dtype (None: float32). Set it after moving
+        the model to its device. Training sets its own (``train.precision``)."""
+        c = self.config
+        recurrent = bool({c.encoder, c.decoder} & {"lstm", "gru"})
+        self.inference_dtype = autocast_dtype(precision, self.device, recurrent=recurrent, name="precision")
+        return self.inference_dtype
+
     # -- tensor verbs ------------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
@@ -163,11 +176,12 @@ class TextVAE(LatentMixin, TextMixin, nn.Module):
         ``Posterior(mu [B, Z], logvar [B, Z])``."""
         if not self.has_latent:
             raise RuntimeError("this model has no latent (model.use_latent=false): it is a language model")
-        h = self.encoder(input_ids, lengths)
-        e = self._labels(labels)
-        if e is not None:
-            h = torch.cat([h, e.to(h.dtype)], dim=-1)
-        mu, logvar = self.to_posterior(h).float().chunk(2, dim=-1)
+        with autocast(input_ids.device, self.inference_dtype):
+            h = self.encoder(input_ids, lengths)
+            e = self._labels(labels)
+            if e is not None:
+                h = torch.cat([h, e.to(h.dtype)], dim=-1)
+            mu, logvar = self.to_posterior(h).float().chunk(2, dim=-1)
         return Posterior(*self.posterior_from_head(mu, logvar))
 
     def encode_batch(self, batch: Batch) -> Posterior:
@@ -229,14 +243,15 @@ class TextVAE(LatentMixin, TextMixin, nn.Module):
         dec_in = ids[:, :-1]
         if self.training:
             dec_in = word_dropout(dec_in, lengths, self.config.word_dropout, self.config.unk_id)
-        hidden, _ = self.decoder(dec_in, code)
         mask = torch.arange(dec_in.shape[1], device=ids.device).unsqueeze(0) < (lengths - 1).unsqueeze(1)
-        if not self.config.skip_padding:  # naive baseline: every position, padding included, is projected
-            nll = token_nll(self.decoder.project(hidden).flatten(0, 1), ids[:, 1:].flatten())
-            return (nll.view(mask.shape) * mask).sum(1), int(mask.sum())
-        # Project only real positions: padding never reaches the (vocabulary-sized) output layer.
-        rows = mask.nonzero(as_tuple=True)[0]
-        nll = token_nll(self.decoder.project(hidden[mask]), ids[:, 1:][mask])
+        with autocast(ids.device, self.inference_dtype):
+            hidden, _ = self.decoder(dec_in, code)
+            if not self.config.skip_padding:  # naive baseline: every position, padding included, is projected
+                nll = token_nll(self.decoder.project(hidden).flatten(0, 1), ids[:, 1:].flatten())
+                return (nll.view(mask.shape) * mask).sum(1), int(mask.sum())
+            # Project only real positions: padding never reaches the (vocabulary-sized) output layer.
+            rows = mask.nonzero(as_tuple=True)[0]
+            nll = token_nll(self.decoder.project(hidden[mask]), ids[:, 1:][mask])
         return sum_per_row(nll, rows, ids.shape[0]), int(rows.numel())
 
     def forward(
@@ -308,7 +323,8 @@ class TextVAE(LatentMixin, TextMixin, nn.Module):
         n = z.shape[0] if z is not None else (labels.shape[0] if labels is not None else (num or 1))
         c = self.config
         code = self.decoder_code(z, labels)
-        return generate(self.decoder, code, n, c.bos_id, c.eos_id, decoding, generator, unk_id=c.unk_id)
+        with autocast(self.device, self.inference_dtype):
+            return generate(self.decoder, code, n, c.bos_id, c.eos_id, decoding, generator, unk_id=c.unk_id)
 
     # -- persistence -------------------------------------------------------------------------------
     def save_pretrained(self, directory, extra: dict | None = None) -> None:

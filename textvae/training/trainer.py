@@ -29,6 +29,7 @@ from textvae.data.dataset import TokenizedCorpus, prepare_corpus
 from textvae.errors import ConfigError, DiskFullError, TextVAEError
 from textvae.evaluation.metrics import elbo_stats
 from textvae.fileio import atomic_write_text, is_disk_full
+from textvae.model.precision import autocast, autocast_dtype
 from textvae.model.vae import TextVAE
 from textvae.training.checkpoint import (
     TrainState,
@@ -51,7 +52,6 @@ from textvae.training.distributed import (
 )
 from textvae.training.guards import skip_or_stop
 from textvae.training.loggers import Trackers, send_examples
-from textvae.training.precision import autocast, autocast_dtype
 from textvae.training.records import accumulate, append_record, drop_records_after, train_record
 from textvae.training.runconfig import (
     fine_tune_config,

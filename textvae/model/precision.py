@@ -30,25 +30,31 @@ def cpu_has_native_bf16() -> bool:
     return any(f in flags for f in _CPU_BF16_FLAGS)
 
 
-def autocast_dtype(precision: str, device: torch.device, *, recurrent: bool = False) -> torch.dtype | None:
-    """The autocast dtype for ``train.precision`` on ``device``; None means plain float32.
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def autocast_dtype(
+    precision: str, device: torch.device, *, recurrent: bool = False, name: str = "train.precision"
+) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` (``auto`` | ``float32`` | ``bfloat16``) on ``device``; None means
+    plain float32. ``name`` is the setting's name in messages (``train.precision``, ``--precision``).
 
     ``recurrent``: the model has LSTM/GRU layers. oneDNN has no emulated bf16 RNN kernels, so on a CPU
     without native bf16 an explicit ``bfloat16`` is refused for such a model instead of crashing mid-step.
     """
-    if precision not in ("auto", "float32", "bfloat16"):
-        raise ConfigError(f"train.precision must be auto, float32 or bfloat16; got {precision!r}")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"{name} must be auto, float32 or bfloat16; got {precision!r}")
     if precision == "float32":
         return None
     native = torch.cuda.is_bf16_supported() if device.type == "cuda" else device.type == "cpu" and cpu_has_native_bf16()
     if precision == "auto":
         return torch.bfloat16 if native else None
     if device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"train.precision=bfloat16 is supported on cpu and cuda, not {device.type}")
+        raise ConfigError(f"{name}=bfloat16 is supported on cpu and cuda, not {device.type}")
     if recurrent and not native:
         raise ConfigError(
-            "train.precision=bfloat16: this CPU has no native bfloat16 (AVX512-BF16 or AMX) and LSTM/GRU "
-            "layers cannot run emulated; use train.precision=auto or float32"
+            f"{name}=bfloat16: this CPU has no native bfloat16 (AVX512-BF16 or AMX) and LSTM/GRU "
+            f"layers cannot run emulated; use {name}=auto or float32"
         )
     return torch.bfloat16
 
