@@ -118,7 +118,7 @@ def test_generation_commands_do_not_import_the_training_stack():
 
 #: The layers, lowest first: a module may import its own layer and those below, never one above.
 LAYERS = {
-    **dict.fromkeys(("config", "presets", "errors", "fileio", "version", "extras", "hf_config"), 0),
+    **dict.fromkeys(("config", "config_values", "presets", "errors", "fileio", "version", "extras", "hf_config"), 0),
     "data": 1,
     **dict.fromkeys(("model", "hub", "model_card"), 2),
     **dict.fromkeys(("evaluation", "inference"), 3),

@@ -8,9 +8,7 @@ exist (an unknown key is answered with the nearest valid one) and whose values m
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from textvae.config_values import CHOICES, RANGES, coerce, unknown_key_message
 from textvae.errors import ConfigError
 
 
@@ -203,7 +202,7 @@ class Config:
         cfg = cls()
         for section, values in d.items():
             if section not in _SECTIONS:
-                raise ConfigError(_unknown(section, list(_SECTIONS)))
+                raise ConfigError(unknown_key_message(section, list(_SECTIONS)))
             if values is None:
                 continue
             if not isinstance(values, dict):
@@ -244,13 +243,13 @@ class Config:
         """Set ``section.key`` to ``value`` (coerced and checked against the field's type)."""
         section, _, key = dotted_key.partition(".")
         if section not in _SECTIONS:
-            raise ConfigError(_unknown(dotted_key, all_keys()))
+            raise ConfigError(unknown_key_message(dotted_key, all_keys()))
         obj = getattr(self, section)
         fields = {f.name: f for f in dataclasses.fields(obj)}
         if key not in fields:
-            raise ConfigError(_unknown(dotted_key, all_keys()))
+            raise ConfigError(unknown_key_message(dotted_key, all_keys()))
         hint = typing.get_type_hints(type(obj))[key]
-        value = _coerce(dotted_key, value, hint)
+        value = coerce(dotted_key, value, hint)
         choices = CHOICES.get(dotted_key)
         for item in value if isinstance(value, list) else [value]:
             if choices is not None and item is not None and item not in choices:
@@ -277,124 +276,6 @@ class Config:
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 
-#: Allowed values of the string fields that name a choice. Later backbones extend these tuples.
-CHOICES: dict[str, tuple[str, ...]] = {
-    "data.format": ("auto", "lines", "paragraphs", "jsonl", "csv", "dir", "hf", "disk"),
-    "data.word_tokenizer": ("none", "whitespace", "treebank"),
-    "data.length_policy": ("drop", "truncate"),
-    "data.tokenizer": ("word", "bpe", "unigram", "pretrained"),
-    "model.encoder": ("lstm", "gru", "transformer", "pretrained"),
-    "model.decoder": ("lstm", "gru", "transformer", "pretrained"),
-    "model.z_conditioning": ("init", "concat", "both"),
-    "model.positions": ("learned", "sinusoidal"),
-    "model.pooling": ("mean", "cls"),
-    "model.rnn_pooling": ("last", "mean", "max"),
-    "model.free_bits_mode": ("dim", "vector"),
-    "model.prior": ("normal", "mog", "vamp", "sphere"),
-    "model.posterior": ("gaussian", "iaf", "vmf"),
-    "train.lr_schedule": ("constant", "linear", "cosine"),
-    "train.on_nonfinite": ("skip", "stop"),
-    "train.beta_schedule": ("constant", "linear", "logistic", "cyclical"),
-    "train.precision": ("auto", "float32", "bfloat16"),
-    "train.loggers": ("tensorboard", "wandb", "mlflow"),
-}
-
-#: Inclusive bounds of numeric fields whose other values would be silently meaningless (None: unbounded).
-RANGES: dict[str, tuple[float | None, float | None]] = {
-    "model.dropout": (0.0, 1.0),
-    "model.word_dropout": (0.0, 1.0),
-    "model.encoder_word_drop": (0.0, 1.0),
-    "model.encoder_word_substitute": (0.0, 1.0),
-    "model.encoder_shuffle": (0, None),
-    "model.free_bits": (0.0, None),
-    "model.target_rate": (0.0, None),
-    "model.mmd_weight": (0.0, None),
-    "model.prior_components": (1, None),
-    "model.vamp_length": (1, None),
-    "model.flow_steps": (1, None),
-    "model.flow_hidden_size": (0, None),
-    "model.vmf_kappa": (1e-3, 1e4),
-    # A zero-width code would train a whole run of a VAE that encodes nothing (model.use_latent=false is
-    # the language-model baseline); zero-width layers fail deep inside torch.
-    "model.latent_size": (1, None),
-    "model.embedding_size": (1, None),
-    "model.hidden_size": (1, None),
-    "train.max_skipped_fraction": (0.0, 1.0),
-}
-
-
 def all_keys() -> list[str]:
     """Every valid dotted key, e.g. ``train.max_steps``."""
     return [f"{s}.{f.name}" for s, c in _SECTIONS.items() for f in dataclasses.fields(c)]
-
-
-def _unknown(key: str, candidates: list[str]) -> str:
-    close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.5)
-    if not close:  # a misspelt section with a valid key: match on the key part alone
-        tail = key.rpartition(".")[2]
-        close = [c for c in candidates if c.rpartition(".")[2] == tail][:1]
-    hint = f"; did you mean '{close[0]}'?" if close else ""
-    return f"unknown config key '{key}'{hint}"
-
-
-def _coerce(key: str, value: Any, hint: Any) -> Any:
-    """Check ``value`` against a field type (int, float, bool, str, or ``X | None``)."""
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (hint,) = [a for a in args if a is not type(None)]
-    kind = list if typing.get_origin(hint) is list else hint
-    convert = _CONVERTERS.get(kind)
-    if convert is None:
-        raise ConfigError(f"{key}: unsupported field type {hint}")  # pragma: no cover - config bug
-    out = convert(value)
-    if out is _INVALID:
-        raise ConfigError(f"{key} expects {_EXPECTED[kind].format(key=key)}, got {value!r}")
-    return out
-
-
-_INVALID = object()  # what a converter returns for a value of the wrong type
-
-
-def _to_bool(value: Any) -> Any:
-    return value if isinstance(value, bool) else _INVALID
-
-
-def _to_int(value: Any) -> Any:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    return int(value) if isinstance(value, float) and value.is_integer() else _INVALID
-
-
-def _to_float(value: Any) -> Any:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):  # YAML 1.1 reads "3e-4" (no dot) as a string
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    return _INVALID
-
-
-def _to_str(value: Any) -> Any:
-    return str(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else _INVALID
-
-
-def _to_names(value: Any) -> Any:
-    if isinstance(value, str):  # "a,b" on the command line; "" for none
-        value = [v.strip() for v in value.split(",") if v.strip()]
-    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-        return _INVALID
-    return list(value)
-
-
-_CONVERTERS = {bool: _to_bool, int: _to_int, float: _to_float, str: _to_str, list: _to_names}
-_EXPECTED = {
-    bool: "true or false",
-    int: "an integer",
-    float: "a number",
-    str: "a string",
-    list: "a list of names, e.g. {key}=[a,b]",
-}
