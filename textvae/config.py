@@ -85,6 +85,7 @@ class ModelConfig:
     free_bits_mode: str = "dim"  # dim: sum_i max(l, KL_i) | vector: max(l, sum_i KL_i)
     # nats per sentence; sets free bits to target_rate / latent_size per dim (mode vector: target_rate). 0: off
     target_rate: float = 0.0
+    bn_gamma: float = 0.0  # BN-VAE (Zhu et al. 2020): batch-normed means, fixed scale; KL_i >= gamma^2/2. 0: off
     # InfoVAE (Zhao et al. 2019): + mmd_weight * MMD(batch's z, prior draws), nats per sentence per unit of
     # MMD. Pulls the codes of all sentences together onto N(0, I), so prior draws land where sentences are.
     mmd_weight: float = 0.0
@@ -145,7 +146,7 @@ class TrainConfig:
     bucket: bool = True  # group sentences of similar length into batches
     lr: float = 1e-3
     weight_decay: float = 0.0
-    lr_schedule: str = "constant"  # constant | linear | cosine (decay to 0 at max_steps)
+    lr_schedule: str = "constant"  # constant | linear | cosine (decay to 0 at max_steps) | plateau
     warmup_steps: int = 0
     grad_clip: float = 5.0
     beta_schedule: str = "linear"  # constant | linear | logistic | cyclical
@@ -162,6 +163,15 @@ class TrainConfig:
     eval_max_sentences: int | None = None  # cap on validation sentences per evaluation
     log_every: int = 20
     early_stopping_patience: int | None = None  # evaluations without improvement before stopping
+    # lr_schedule=plateau (He et al. 2019): after lr_decay_patience validations without improvement, go back
+    # to the best weights and multiply the lr by lr_decay_factor; a plateau after max_lr_decays ends the run.
+    lr_decay_factor: float = 0.5
+    lr_decay_patience: int = 2
+    max_lr_decays: int = 5
+    # Autoencoder pretraining (Li et al. 2019): beta = 0 for the first ae_pretrain_steps, then the decoder is
+    # re-initialised (reset_decoder) and VAE training starts; the beta schedule counts from there.
+    ae_pretrain_steps: int = 0
+    reset_decoder: bool = True
     seed: int = 0
     resume: str | None = None  # a run directory (or its last/ checkpoint) to continue
     # A trained model (directory, run directory or Hub id) to start from: its weights, tokenizer, architecture
@@ -275,6 +285,7 @@ class Config:
 
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+
 
 def all_keys() -> list[str]:
     """Every valid dotted key, e.g. ``train.max_steps``."""

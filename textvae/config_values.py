@@ -25,7 +25,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.free_bits_mode": ("dim", "vector"),
     "model.prior": ("normal", "mog", "vamp", "sphere"),
     "model.posterior": ("gaussian", "iaf", "vmf"),
-    "train.lr_schedule": ("constant", "linear", "cosine"),
+    "train.lr_schedule": ("constant", "linear", "cosine", "plateau"),
     "train.on_nonfinite": ("skip", "stop"),
     "train.beta_schedule": ("constant", "linear", "logistic", "cyclical"),
     "train.precision": ("auto", "float32", "bfloat16"),
@@ -53,6 +53,11 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "model.embedding_size": (1, None),
     "model.hidden_size": (1, None),
     "train.max_skipped_fraction": (0.0, 1.0),
+    "model.bn_gamma": (0.0, None),
+    "train.lr_decay_factor": (1e-6, 1.0),
+    "train.lr_decay_patience": (1, None),
+    "train.max_lr_decays": (0, None),
+    "train.ae_pretrain_steps": (0, None),
 }
 
 

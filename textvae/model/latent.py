@@ -27,7 +27,13 @@ from torch import Tensor
 
 from textvae.errors import ConfigError
 from textvae.model.objective import gaussian_kl
-from textvae.model.posteriors import InverseAutoregressiveFlow, sample_vmf, vmf_kl, vmf_log_prob
+from textvae.model.posteriors import (
+    BatchNormedMeans,
+    InverseAutoregressiveFlow,
+    sample_vmf,
+    vmf_kl,
+    vmf_log_prob,
+)
 from textvae.model.priors import (
     LOG_2PI,
     Mixture,
@@ -60,6 +66,11 @@ def check_latent_config(c: ModelConfig) -> None:
             f"model.target_rate={c.target_rate} sets the free bits itself; drop model.free_bits={c.free_bits} "
             "(or set model.target_rate=0 to keep a floor per dimension)"
         )
+    if c.bn_gamma > 0 and (c.posterior, c.prior) != ("gaussian", "normal"):
+        raise ConfigError(
+            "model.bn_gamma (BN-VAE) bounds the KL of a Gaussian posterior to the standard normal prior: it needs "
+            f"model.posterior=gaussian and model.prior=normal; got posterior={c.posterior}, prior={c.prior}"
+        )
     if c.prior == "vamp" and c.conditional:
         raise ConfigError(
             "model.prior=vamp has no pseudo-inputs for labels: use model.prior=mog with a conditional model"
@@ -76,8 +87,11 @@ class LatentMixin:
         self.prior_parameters = None
         self.pseudo_inputs = None
         self.flow = None
+        self.mean_norm = None
         if not self.has_latent:
             return
+        if c.bn_gamma > 0:
+            self.mean_norm = BatchNormedMeans(c.latent_size, c.bn_gamma)
         if c.prior == "mog":
             self.prior_parameters = MixtureParameters(c.prior_components, c.latent_size)
         elif c.prior == "vamp":
@@ -173,7 +187,10 @@ class LatentMixin:
     # -- the posterior -----------------------------------------------------------------------------------
     def posterior_from_head(self, mu: Tensor, logvar: Tensor) -> tuple[Tensor, Tensor]:
         """The posterior head's raw output -> the family's parameters. vMF: the mean direction (``mu``
-        normalised) and ``logvar`` filled with ``-log kappa`` (its fixed concentration)."""
+        normalised) and ``logvar`` filled with ``-log kappa`` (its fixed concentration); with ``model.bn_gamma``
+        the Gaussian's means batch-normalised (:class:`BatchNormedMeans`)."""
+        if self.mean_norm is not None:
+            return self.mean_norm(mu), logvar
         if self.config.posterior != "vmf":
             return mu, logvar
         direction = mu / mu.norm(dim=-1, keepdim=True).clamp_min(1e-12)

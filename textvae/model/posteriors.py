@@ -50,6 +50,35 @@ class MaskedNetwork(nn.Module):
         return m, 4.0 * torch.tanh(s / 4.0)
 
 
+class BatchNormedMeans(nn.Module):
+    """BN-VAE (Zhu et al. 2020): the Gaussian posterior's means ``[B, Z]`` batch-normalised per dimension,
+    then scaled by a **fixed** ``gamma`` and shifted by a learned ``shift``.
+
+    In training the batch mean of ``mu_i^2`` is then ``gamma^2 + shift_i^2`` (times ``v / (v + EPS)`` for a
+    dimension whose raw means have batch variance ``v``; ``EPS`` is smaller than BatchNorm's usual 1e-5
+    because an untrained posterior head's means vary by about that little), and
+    since the variance part of the Gaussian KL is never negative, every dimension's batch-average KL to
+    N(0, I) is at least ``gamma^2 / 2`` nats: a floor on the rate without free bits' clamp, and with a
+    gradient everywhere. Evaluation uses the running statistics (a batch of one sentence in training too).
+    """
+
+    EPS = 1e-6
+
+    def __init__(self, size: int, gamma: float) -> None:
+        super().__init__()
+        self.gamma = gamma
+        self.shift = nn.Parameter(torch.zeros(size))
+        self.register_buffer("running_mean", torch.zeros(size))
+        self.register_buffer("running_var", torch.ones(size))
+
+    def forward(self, mu: Tensor) -> Tensor:
+        batch_stats = self.training and mu.shape[0] > 1  # one sentence has no batch variance
+        normed = nn.functional.batch_norm(
+            mu.float(), self.running_mean, self.running_var, training=batch_stats, momentum=0.1, eps=self.EPS
+        )
+        return self.gamma * normed + self.shift
+
+
 class InverseAutoregressiveFlow(nn.Module):
     """``steps`` affine autoregressive steps on ``[..., Z]``. :meth:`forward` (the posterior's direction) is
     one network pass per step; :meth:`inverse` (needed only to draw the prior in the flow's input

@@ -34,6 +34,7 @@ class TrainState:
     best_neg_elbo: float = math.inf
     evals_without_improvement: int = 0
     skipped_steps: int = 0  # updates skipped for a non-finite loss or gradient
+    lr_decays: int = 0  # validation plateaus so far (train.lr_schedule=plateau)
     log_sums: dict[str, float] = dataclasses.field(default_factory=dict)
 
 

@@ -47,6 +47,28 @@ def drop_records_after(run_dir: Path, step: int) -> None:
         tmp.unlink(missing_ok=True)  # after a failed write (full disk): metrics.jsonl is untouched
 
 
+def step_figures(
+    loss_sum: float,
+    rec_sum: float,
+    kl_sum: float,
+    mmd_sum: float,
+    sentences: float,
+    tokens: float,
+    *,
+    beta: float,
+    lr: float,
+    has_mmd: bool,
+) -> dict[str, float]:
+    """One step's figures from its sums over the global batch (every rank's shard): loss, rec, KL (and MMD)
+    as means per sentence, the step's β and lr, and the counts."""
+    n = max(sentences, 1)
+    figures = {"loss": loss_sum / n, "rec": rec_sum / n, "kl": kl_sum / n, "beta": beta, "lr": lr}
+    figures |= {"sentences": sentences, "tokens": tokens}
+    if has_mmd:
+        figures["mmd"] = mmd_sum / n
+    return figures
+
+
 def accumulate(sums: dict[str, float], out: dict[str, float]) -> None:
     """Add one step's figures to the sums of the current logging window."""
     for k in ("loss", "rec", "kl", "mmd", "beta", "lr"):
@@ -58,9 +80,12 @@ def accumulate(sums: dict[str, float], out: dict[str, float]) -> None:
     sums["rec_sum"] = sums.get("rec_sum", 0.0) + out["rec"] * out["sentences"]
 
 
-def train_record(sums: dict[str, float], step: int, epoch: int, seconds: float) -> dict[str, Any]:
+def train_record(
+    sums: dict[str, float], step: int, epoch: int, seconds: float, phase: str | None = None
+) -> dict[str, Any]:
     """The ``split: train`` record of a logging window: means per step (loss, rec, KL in nats per sentence,
-    β, lr), reconstruction per target token, counts, and throughput over ``seconds`` of training."""
+    β, lr), reconstruction per target token, counts, and throughput over ``seconds`` of training; ``phase``
+    (``autoencoder`` / ``vae``) when the run pretrains an autoencoder."""
     n = max(sums.get("n", 0), 1)
     return {
         "split": "train",
@@ -72,7 +97,7 @@ def train_record(sums: dict[str, float], step: int, epoch: int, seconds: float) 
         "tokens": int(sums["tokens"]),
         "tokens_per_sec": sums["tokens"] / max(seconds, 1e-9),
         "sentences_per_sec": n / max(seconds, 1e-9),
-    }
+    } | ({"phase": phase} if phase else {})
 
 
 def json_safe(value: Any) -> Any:

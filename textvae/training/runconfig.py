@@ -170,13 +170,14 @@ def load_initial_model(source: str, device: torch.device, trust_remote_code: boo
 
 
 def with_budget(cfg: Config, max_steps: int | None) -> Config:
-    """``cfg`` (changed in place and returned) trained for ``max_steps`` instead, with the KL warm-up and the
-    validation interval scaled by the same factor, so a shortened run still reaches ``beta_max`` and keeps
-    a best checkpoint. ``None`` or the config's own budget leaves it as it is."""
+    """``cfg`` (changed in place and returned) trained for ``max_steps`` instead, with the KL warm-up, the
+    autoencoder pretraining and the validation interval scaled by the same factor, so a shortened run still
+    reaches ``beta_max`` and keeps a best checkpoint. ``None`` or the config's own budget leaves it as it is."""
     t = cfg.train
     if max_steps is not None and max_steps != t.max_steps:
         scale = max_steps / t.max_steps
         t.beta_warmup_steps = max(1, round(t.beta_warmup_steps * scale))
+        t.ae_pretrain_steps = round(t.ae_pretrain_steps * scale)
         t.eval_every = max(1, min(max_steps, round(t.eval_every * scale)))
         t.max_steps = max_steps
     return cfg

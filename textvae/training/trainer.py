@@ -52,7 +52,8 @@ from textvae.training.distributed import (
 )
 from textvae.training.guards import skip_or_stop
 from textvae.training.loggers import Trackers, send_examples
-from textvae.training.records import accumulate, append_record, drop_records_after, train_record
+from textvae.training.recipes import phase_at, plateau_action, reset_decoder, resets_decoder_at
+from textvae.training.records import accumulate, append_record, drop_records_after, step_figures, train_record
 from textvae.training.runconfig import (
     fine_tune_config,
     load_initial_model,
@@ -209,6 +210,7 @@ class Trainer:
             f"device {self.device}, {'bfloat16 autocast' if self.autocast_dtype else 'float32'}"
         )
         self._last_eval: dict[str, Any] = {}
+        self._plateau: str | None = None  # what the last validation decided (recipes.plateau_action)
         order = {"seed": tc.seed, "bucket": tc.bucket, "max_batch_tokens": tc.max_batch_tokens}  # per epoch
         self._window_start = started = time.perf_counter()
         self.model.train()
@@ -253,10 +255,13 @@ class Trainer:
                 self._last_eval = self._evaluate_and_checkpoint()
             barrier(self.dist)
             self._window_start += time.perf_counter() - t0  # evaluation time is not training time
+            if broadcast_flag(self._plateau == "decay", self.dist, self.device) and not self.dist.is_main:
+                self._back_to_best()  # rank 0 did so before saving last/
             patience = tc.early_stopping_patience
             early = bool(patience) and st.evals_without_improvement >= patience
-            if broadcast_flag(early, self.dist, self.device):
-                self.log(f"early stopping at step {st.step}: no improvement in validation ELBO")
+            if broadcast_flag(early or self._plateau == "stop", self.dist, self.device):
+                why = f"{tc.max_lr_decays} learning-rate decays" if self._plateau == "stop" else "early stopping"
+                self.log(f"{why}: stopping at step {st.step}, no improvement in validation ELBO")
                 return True
             if out_of_time:
                 self.log(f"time budget train.max_minutes={tc.max_minutes} reached at step {st.step}")
@@ -280,7 +285,11 @@ class Trainer:
         if self.model.has_latent:
             eps = shared_noise(tc.seed * 1_000_003 + step, len(idx), self.config.model.latent_size, self.dist)
             eps = eps.to(self.device)
-        beta, lr = beta_at(step, tc), lr_at(step, tc)
+        if resets_decoder_at(step, tc):
+            reset_decoder(self.model, self.optimizer, tc.seed + 1)
+            self.log(f"step {step}: autoencoder pretraining done; decoder re-initialised, VAE training starts")
+            self._append_metrics({"split": "event", "step": step, "event": "decoder_reset", "phase": "vae"})
+        beta, lr = beta_at(step, tc), lr_at(step, tc, self.state.lr_decays)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.apply_freeze_schedule(step)  # model.freeze_encoder_steps
@@ -306,27 +315,17 @@ class Trainer:
         n = len(batch)
         # Every rank sends the same list (all_sum); a shard of one sentence has no MMD and adds 0.
         mmd = out.mmd.item() if out.mmd is not None else 0.0
-        loss_sum, rec_sum, kl_sum, mmd_sum, n_all, tokens = all_sum(
+        sums = all_sum(
             [loss * n, out.rec.item() * n, out.kl.item() * n, mmd * n, n, batch.num_target_tokens],
             self.dist,
             self.device,
         )
-        figures = {
-            "loss": loss_sum / n_all,
-            "rec": rec_sum / n_all,
-            "kl": kl_sum / n_all,
-            "beta": beta,
-            "lr": lr,
-            "sentences": n_all,
-            "tokens": tokens,
-        }
-        if out.mmd is not None:
-            figures["mmd"] = mmd_sum / n_all
-        return figures
+        return step_figures(*sums, beta=beta, lr=lr, has_mmd=out.mmd is not None)
 
     def _write_train_record(self, seconds: float) -> None:
-        st = self.state
-        self._append_metrics(train_record(st.log_sums, st.step, st.epoch, seconds))
+        st, tc = self.state, self.config.train
+        phase = phase_at(st.step - 1, tc) if tc.ae_pretrain_steps else None  # of the window's last step
+        self._append_metrics(train_record(st.log_sums, st.step, st.epoch, seconds, phase))
         st.log_sums = {}
 
     def _evaluate_and_checkpoint(self) -> dict[str, Any]:
@@ -360,8 +359,19 @@ class Trainer:
             save_checkpoint(self.model, self.run_dir / "best", self._extra())
         else:
             st.evals_without_improvement += 1
+        self._plateau = plateau_action(st, tc)
+        if self._plateau == "decay":
+            self._back_to_best()
         self._save_last()
         return record
+
+    def _back_to_best(self) -> None:
+        """Continue from the best validation weights (a plateau decay; rank 0 counts it in plateau_action)."""
+        best = TextVAE.from_pretrained(self.run_dir / "best", device=self.device)
+        self.model.load_state_dict(best.state_dict())
+        st, tc = self.state, self.config.train
+        st.lr_decays += 0 if self.dist.is_main else 1
+        self.log(f"step {st.step}: validation plateau, best weights back; lr {lr_at(st.step, tc, st.lr_decays):.3g}")
 
     def _send_examples(self, stats: dict[str, Any]) -> None:
         tc = self.config.train
