@@ -13,6 +13,8 @@ Every part measures the optimised code and the ``--plain`` baseline side by side
   at every padded position, float32, the per-tensor (not fused) AdamW.
 * **generate** -- sentences per second from the prior, greedy and nucleus (top-p 0.9), one sentence at a
   time (the plain way) and batched (finished sentences leave the batch).
+* **lstm** (``--parts lstm``, CPU) -- one LSTM layer at the config's decoder shape, forward and backward:
+  PyTorch's kernel in float32 and bf16 autocast against textvae's fused layer, GFLOP/s.
 * **iwnll** -- sentences per second of the K-sample importance-weighted NLL with the K samples batched
   through the decoder, and one sample per decoder call (plain).
 
@@ -45,6 +47,7 @@ from textvae.config import Config, ModelConfig
 from textvae.data.batching import batch_indices, collate
 from textvae.evaluation.likelihood import iw_nll
 from textvae.model.decoding import DecodingConfig
+from textvae.model.fused_rnn import run_fused
 from textvae.model.precision import cpu_has_native_bf16
 from textvae.model.vae import TextVAE
 from textvae.training.devices import resolve_device
@@ -204,6 +207,34 @@ def bench_train(args: argparse.Namespace, peaks: dict[str, float]) -> dict:
     model = trainers[modes[0]].config.model
     out["model"] = {k: getattr(model, k) for k in ("encoder", "decoder", "embedding_size", "hidden_size", "vocab_size")}
     out["batch_size"] = trainers[modes[0]].config.train.batch_size
+    return out
+
+
+def bench_lstm(args: argparse.Namespace, native: bool) -> dict:
+    """GFLOP/s of one LSTM layer's forward + backward at the config's decoder shape (batch x 25 steps):
+    PyTorch's kernel in float32 and under bf16 autocast, and textvae's fused layer (model.fused_rnn)."""
+    m = Config.from_yaml(args.config).apply_overrides(args.overrides).model
+    batch, steps, inp, hidden = 32, 25, m.embedding_size + m.latent_size, m.hidden_size
+    rnn = torch.nn.LSTM(inp, hidden, batch_first=True)
+    x = torch.randn(batch, steps, inp, requires_grad=True)
+    flops = 3 * _rnn_flops("lstm", inp, hidden) * batch * steps
+
+    def run(kind: str) -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=kind != "native float32"):
+            y = run_fused(rnn, x, None)[0] if kind == "fused bfloat16" else rnn(x)[0]
+        y.float().sum().backward()
+
+    kinds = ["native float32", "native bfloat16", "fused bfloat16"] if native else ["native float32"]
+    out = {}
+    for kind in kinds:
+        run(kind)  # warm-up
+        times = []
+        for _ in range(max(args.repeats, 5)):
+            t0 = time.perf_counter()
+            run(kind)
+            times.append(time.perf_counter() - t0)
+        out[kind] = flops / statistics.median(times) / 1e9
+        print(f"lstm layer {inp}->{hidden}, batch {batch} x {steps}, {kind}: {out[kind]:.1f} GFLOP/s", flush=True)
     return out
 
 
@@ -378,6 +409,8 @@ def main(argv: list[str] | None = None) -> dict:
                 )
         if "speedup" in result["train"]:
             print(f"train speedup (optimised / plain, same run): {result['train']['speedup']:.2f}x", flush=True)
+    if "lstm" in parts and device.type == "cpu":
+        result["lstm"] = bench_lstm(args, native)
     if "generate" in parts or "iwnll" in parts:
         result.update(bench_inference(args, parts, native))
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

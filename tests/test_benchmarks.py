@@ -52,7 +52,7 @@ def test_performance_benchmark_runs_and_writes_json(tmp_path):
         "--config", "configs/demo.yaml", "data.synthetic_size=400", "model.hidden_size=32",
         "model.embedding_size=16", "--steps", "2", "--warmup", "1", "--repeats", "1", "--num", "8",
         "--single", "2", "--max-length", "10", "--iw-samples", "4", "--iw-sentences", "2",
-        "--work-dir", str(tmp_path / "work"), "--json", str(out),
+        "--work-dir", str(tmp_path / "work"), "--json", str(out), "--parts", "train,generate,iwnll,lstm",
     ]  # fmt: skip
     result = perf.main(argv)
     assert json.loads(out.read_text())["train"]["speedup"] == result["train"]["speedup"] > 0
@@ -70,6 +70,10 @@ def test_performance_benchmark_runs_and_writes_json(tmp_path):
         assert set(generated) >= {"greedy_batched", "greedy_batch1", "nucleus_batched", "nucleus_batch1"}
         assert 0 < generated["mean_greedy_length"] <= 10
         assert result["iwnll"][precision]["batched_sentences_per_sec"] > 0
+    lstm_kinds = (
+        {"native float32", "native bfloat16", "fused bfloat16"} if machine["native_bf16"] else {"native float32"}
+    )
+    assert set(result["lstm"]) == lstm_kinds and all(v > 0 for v in result["lstm"].values())
     if machine["native_bf16"]:  # the same sentences and samples in both precisions
         assert result["iwnll"]["bf16_relative_difference"] < 0.01
 

@@ -5,6 +5,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -149,3 +150,72 @@ def test_plateau_protocol_decays_returns_to_best_and_stops(tmp_path):
     assert [lrs[s] for s in (1, 4, 5, 6, 7, 8)] == pytest.approx([1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4, 2.5e-4])
     valid = [r["neg_elbo"] for r in records if r["split"] == "valid"]
     assert len(valid) == 4 and all(math.isclose(v, valid[0], rel_tol=1e-6) for v in valid)
+
+
+# -- aggressive inference-network training -----------------------------------------------------------
+def _trainer(out: Path, **train) -> Trainer:
+    cfg = Config.from_dict(
+        {
+            "data": {"train": "synthetic", "synthetic_size": 300, "valid_fraction": 0.1},
+            "model": {"embedding_size": 16, "hidden_size": 24, "latent_size": 4},
+            "train": {"batch_size": 16, "progress": False, "output_dir": str(out), "aggressive": True} | train,
+        }
+    )
+    trainer = Trainer(cfg, log=lambda s: None)
+    trainer._setup()
+    return trainer
+
+
+def test_aggressive_inner_loop_trains_the_encoder_alone_until_its_loss_stops_falling(tmp_path):
+    from textvae.training.aggressive import CHECK_EVERY, decoder_only, encoder_inner_loop
+
+    trainer = _trainer(tmp_path / "run", aggressive_max_inner=4 * CHECK_EVERY, lr=3e-3)
+    model = trainer.model
+    decoder = {k: v.clone() for k, v in model.decoder.state_dict().items()}
+    encoder = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    inner = encoder_inner_loop(trainer, step=0)
+    assert inner % CHECK_EVERY == 0 and CHECK_EVERY <= inner <= 4 * CHECK_EVERY  # stops only at a window's end
+    assert all(torch.equal(v, decoder[k]) for k, v in model.decoder.state_dict().items())
+    assert any(not torch.equal(v, encoder[k]) for k, v in model.encoder.state_dict().items())
+    assert encoder_inner_loop(trainer, step=0) >= CHECK_EVERY  # the same draws for the same step
+    model(trainer.data.train.collate(np.arange(8))).loss.backward()
+    decoder_only(trainer)  # the outer step of the aggressive phase updates the decoder alone
+    assert all(p.grad is None for p in model.encoder.parameters()) and model.to_posterior.weight.grad is None
+    assert all(p.grad is not None for p in model.decoder.parameters())
+
+
+def test_aggressive_run_reports_its_cost_and_ends_the_phase_when_mi_stops_rising(tmp_path):
+    records = _run(tmp_path / "run", max_steps=6, eval_every=2, aggressive=True, aggressive_max_inner=15, lr=3e-3)
+    train = [r for r in records if r["split"] == "train"]
+    valid = [r for r in records if r["split"] == "valid"]
+    assert "inner_steps" in train[0] and 1 <= train[0]["inner_steps"] <= 15
+    with_mi = [r for r in valid if "mi" in r]
+    assert with_mi and with_mi == valid[: len(with_mi)]  # MI is measured while the phase lasts
+    if len(with_mi) < len(valid):  # the phase ended: no inner steps after it
+        ended = with_mi[-1]["step"]
+        assert all("inner_steps" not in r for r in train if r["step"] > ended)
+
+
+def test_aggressive_training_is_refused_for_a_language_model(tmp_path):
+    cfg = Config.from_dict(
+        {
+            "data": {"train": "synthetic", "synthetic_size": 100},
+            "model": {"embedding_size": 8, "hidden_size": 8, "use_latent": False},
+            "train": {"output_dir": str(tmp_path / "lm"), "aggressive": True, "progress": False},
+        }
+    )
+    with pytest.raises(ConfigError, match="train.aggressive needs a VAE"):
+        Trainer(cfg, log=lambda s: None).fit()
+
+
+def test_aggressive_phase_ends_when_validation_mi_does_not_rise(tmp_path):
+    from textvae.training.aggressive import after_validation
+
+    trainer = _trainer(tmp_path / "run", max_steps=2)
+    state = trainer.state
+    batches = lambda: trainer.data.valid.batches(16)  # noqa: E731
+    first = after_validation(trainer, state, batches())["mi"]
+    assert state.aggressive_phase and state.best_mi == first
+    state.best_mi = first + 1.0  # a later validation whose MI is lower than the best so far
+    after_validation(trainer, state, batches())
+    assert not state.aggressive_phase

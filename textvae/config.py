@@ -172,6 +172,10 @@ class TrainConfig:
     # re-initialised (reset_decoder) and VAE training starts; the beta schedule counts from there.
     ae_pretrain_steps: int = 0
     reset_decoder: bool = True
+    # Aggressive inference-network training (He et al. 2019, textvae.training.aggressive): before each step
+    # the encoder alone is updated (at most aggressive_max_inner times) until its loss stops falling.
+    aggressive: bool = False
+    aggressive_max_inner: int = 100
     seed: int = 0
     resume: str | None = None  # a run directory (or its last/ checkpoint) to continue
     # A trained model (directory, run directory or Hub id) to start from: its weights, tokenizer, architecture

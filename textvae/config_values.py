@@ -58,6 +58,7 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "train.lr_decay_patience": (1, None),
     "train.max_lr_decays": (0, None),
     "train.ae_pretrain_steps": (0, None),
+    "train.aggressive_max_inner": (1, None),
 }
 
 

@@ -24,7 +24,7 @@ from textvae.training.faults import fault_point
 STATE_NAME = "trainer_state.pt"
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)  # slots: a misspelt counter is an error, not a new attribute
 class TrainState:
     """Counters that, with the RNG states and the optimizer, make a resume exact."""
 
@@ -35,6 +35,8 @@ class TrainState:
     evals_without_improvement: int = 0
     skipped_steps: int = 0  # updates skipped for a non-finite loss or gradient
     lr_decays: int = 0  # validation plateaus so far (train.lr_schedule=plateau)
+    aggressive_phase: bool = True  # train.aggressive: still in the aggressive phase
+    best_mi: float = -math.inf  # train.aggressive: the highest validation MI so far
     log_sums: dict[str, float] = dataclasses.field(default_factory=dict)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 METRICS_FILE = "metrics.jsonl"
+FIGURES = ("loss", "rec", "kl", "mmd", "beta", "lr", "inner_steps")  # averaged per step over a logging window
 
 
 def append_record(run_dir: Path, record: dict[str, Any]) -> None:
@@ -58,21 +59,24 @@ def step_figures(
     beta: float,
     lr: float,
     has_mmd: bool,
+    inner_steps: int | None = None,
 ) -> dict[str, float]:
     """One step's figures from its sums over the global batch (every rank's shard): loss, rec, KL (and MMD)
-    as means per sentence, the step's β and lr, and the counts."""
+    as means per sentence, the step's β and lr, the counts, and ``inner_steps`` (train.aggressive) if given."""
     n = max(sentences, 1)
     figures = {"loss": loss_sum / n, "rec": rec_sum / n, "kl": kl_sum / n, "beta": beta, "lr": lr}
     figures |= {"sentences": sentences, "tokens": tokens}
     if has_mmd:
         figures["mmd"] = mmd_sum / n
+    if inner_steps is not None:
+        figures["inner_steps"] = inner_steps
     return figures
 
 
 def accumulate(sums: dict[str, float], out: dict[str, float]) -> None:
     """Add one step's figures to the sums of the current logging window."""
-    for k in ("loss", "rec", "kl", "mmd", "beta", "lr"):
-        if k in out:  # mmd: only with model.mmd_weight
+    for k in FIGURES:
+        if k in out:  # mmd: only with model.mmd_weight; inner_steps: with train.aggressive
             sums[k] = sums.get(k, 0.0) + out[k]
     sums["steps"] = sums.get("steps", 0) + 1
     sums["n"] = sums.get("n", 0) + out["sentences"]
@@ -91,7 +95,7 @@ def train_record(
         "split": "train",
         "step": step,
         "epoch": epoch,
-        **{k: sums[k] / sums["steps"] for k in ("loss", "rec", "kl", "mmd", "beta", "lr") if k in sums},
+        **{k: sums[k] / sums["steps"] for k in FIGURES if k in sums},
         "rec_per_token": sums["rec_sum"] / max(sums["tokens"], 1),
         "sentences": int(sums["n"]),
         "tokens": int(sums["tokens"]),

@@ -169,6 +169,14 @@ def load_initial_model(source: str, device: torch.device, trust_remote_code: boo
     return model
 
 
+def check_resumed_model(saved: ModelConfig, current: ModelConfig) -> None:
+    """A resume trains the checkpoint's model: refuse a model config that differs from it, naming the key."""
+    before = dataclasses.asdict(saved)
+    diff = [k for k, v in dataclasses.asdict(current).items() if before.get(k) != v]
+    if diff:
+        raise ConfigError(f"train.resume: model.{diff[0]} differs from the checkpoint's; resume with its config")
+
+
 def with_budget(cfg: Config, max_steps: int | None) -> Config:
     """``cfg`` (changed in place and returned) trained for ``max_steps`` instead, with the KL warm-up, the
     autoencoder pretraining and the validation interval scaled by the same factor, so a shortened run still

@@ -31,6 +31,7 @@ from textvae.evaluation.metrics import elbo_stats
 from textvae.fileio import atomic_write_text, is_disk_full
 from textvae.model.precision import autocast, autocast_dtype
 from textvae.model.vae import TextVAE
+from textvae.training.aggressive import after_validation, check_aggressive, decoder_only, encoder_inner_loop
 from textvae.training.checkpoint import (
     TrainState,
     find_checkpoint,
@@ -55,6 +56,7 @@ from textvae.training.loggers import Trackers, send_examples
 from textvae.training.recipes import phase_at, plateau_action, reset_decoder, resets_decoder_at
 from textvae.training.records import accumulate, append_record, drop_records_after, step_figures, train_record
 from textvae.training.runconfig import (
+    check_resumed_model,
     fine_tune_config,
     load_initial_model,
     resume_config,
@@ -131,12 +133,7 @@ class Trainer:
         tok = self.data.tokenizer
         m = cfg.model = with_data_values(cfg.model, tok, self.data.label_names)
         if resumed is not None:
-            saved_model = dataclasses.asdict(resumed.config)
-            diff = [k for k, v in dataclasses.asdict(m).items() if saved_model.get(k) != v]
-            if diff:
-                raise ConfigError(
-                    f"train.resume: model.{diff[0]} differs from the checkpoint's; resume with its config"
-                )
+            check_resumed_model(resumed.config, m)
         self.model = TextVAE(m, tok, cfg.data).to(self.device)
         self.model.label_names = list(self.data.label_names)
         if initial is not None:
@@ -158,6 +155,7 @@ class Trainer:
         recurrent = "lstm" in (m.encoder, m.decoder) or "gru" in (m.encoder, m.decoder)
         self.autocast_dtype = autocast_dtype(tc.precision, self.device, recurrent=recurrent)
         self.state = TrainState()
+        check_aggressive(self)
         if resumed is not None:
             self._restore(resumed)
         self.log(f"corpus: {describe_cleaning(self.data.stats, cfg.data)}")
@@ -293,6 +291,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.apply_freeze_schedule(step)  # model.freeze_encoder_steps
+        inner = encoder_inner_loop(self, step) if tc.aggressive and self.state.aggressive_phase else None
         with autocast(self.device, self.autocast_dtype):
             out = self.train_model(batch, beta=beta, eps=eps)
         self.optimizer.zero_grad(set_to_none=True)
@@ -302,6 +301,8 @@ class Trainer:
             loss = math.nan
         if math.isfinite(loss):
             out.loss.backward()
+            if inner is not None:
+                decoder_only(self)
             # With max_norm=inf this only measures the norm: a non-finite norm means a NaN/inf gradient.
             norm = torch.nn.utils.clip_grad_norm_(
                 self.model.parameters(), tc.grad_clip if tc.grad_clip > 0 else math.inf
@@ -320,7 +321,7 @@ class Trainer:
             self.dist,
             self.device,
         )
-        return step_figures(*sums, beta=beta, lr=lr, has_mmd=out.mmd is not None)
+        return step_figures(*sums, beta=beta, lr=lr, has_mmd=out.mmd is not None, inner_steps=inner)
 
     def _write_train_record(self, seconds: float) -> None:
         st, tc = self.state, self.config.train
@@ -337,6 +338,8 @@ class Trainer:
             rows = rows[: tc.eval_max_sentences]
         batches = d.valid.batches(tc.batch_size, rows)  # an unconditional model ignores the batches' labels
         stats = elbo_stats(self.model, batches, seed=tc.seed, au_threshold=tc.au_threshold)
+        if tc.aggressive and st.aggressive_phase:
+            stats |= after_validation(self, st, d.valid.batches(tc.batch_size, rows))
         record = {"split": "valid", "step": st.step, "beta": beta_at(max(st.step - 1, 0), tc), **stats}
         self._append_metrics(record)
         if not math.isfinite(stats["neg_elbo"]):
@@ -348,7 +351,9 @@ class Trainer:
                 f"validation -ELBO is not finite at step {st.step}: the model has diverged; stopping ({where}); "
                 "lower train.lr"
             )
-        self._send_examples(stats)
+        if self.trackers.active and tc.log_examples > 0:
+            texts = d.valid.texts(tc.log_examples)
+            send_examples(self.trackers, self.model, texts, st.step, stats, tc.seed, self.config.data.max_tokens)
         self.log(
             f"step {st.step}: valid -ELBO {stats['neg_elbo']:.2f} rec {stats['rec']:.2f} "
             f"KL {stats['kl']:.2f} AU {stats['au']}/{m.latent_size if m.use_latent else 0}"
@@ -372,14 +377,6 @@ class Trainer:
         st, tc = self.state, self.config.train
         st.lr_decays += 0 if self.dist.is_main else 1
         self.log(f"step {st.step}: validation plateau, best weights back; lr {lr_at(st.step, tc, st.lr_decays):.3g}")
-
-    def _send_examples(self, stats: dict[str, Any]) -> None:
-        tc = self.config.train
-        if self.trackers.active and tc.log_examples > 0:
-            texts = self.data.valid.texts(tc.log_examples)
-            send_examples(
-                self.trackers, self.model, texts, self.state.step, stats, tc.seed, self.config.data.max_tokens
-            )
 
     def _save_last(self) -> None:
         last = self.run_dir / "last"
