@@ -235,10 +235,10 @@ def write_markdown(path: Path, results: dict[str, dict], args: argparse.Namespac
         "",
         "## Differences from the published setups",
         "",
-        "- The first five rows are cumulative: each adds one fix to the row above; the rest change the latent "
-        "family of the free-bits row. The published row beside *+ free bits* is "
-        "Li et al. 2019, which also pretrains the VAE as an autoencoder; this library does not, so expect less.",
-        "- Aggressive inference-network training (He et al. 2019: NLL 101.19, KL 0.93, AU 4) is not implemented.",
+        "- Rows `lm` to `pretrain` are cumulative: each adds one fix to the row above (`pretrain` is Li et al. "
+        "2019's recipe: autoencoder pretraining, decoder reset, free bits). `aggressive` is He et al. 2019's "
+        "encoder training on the annealed VAE, `bn` replaces free bits by BN-VAE, and the rest change the latent "
+        "family of the free-bits row.",
         f"- {setup['cells']}, embedding {setup['embedding_size']}, hidden {setup['hidden_size']}, "
         f"latent {setup['latent_size']}; the decoder sees z as `model.z_conditioning={setup['z_conditioning']}`.",
         "",

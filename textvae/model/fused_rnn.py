@@ -57,9 +57,10 @@ class _FusedLSTM(torch.autograd.Function):
             torch.mul(a[:, h3:], tc, out=hs[s + 1])
         ctx.save_for_backward(xs, w_ih_m, w_hh_m, act, cells, tanh_c, hs)
         ctx.dtypes = (x.dtype, h0.dtype, c0.dtype, w_ih.dtype, w_hh.dtype, bias.dtype)
-        y = hs[1:].transpose(0, 1)  # [B, T, H] in matmul precision, as autocast's own LSTM returns it
-        y = y.to(x.dtype) if dtype == torch.float32 else y.contiguous()
-        return y, hs[t].to(h0.dtype), cells[t].to(c0.dtype)
+        # Outputs are copies, never views of what backward reads. y [B, T, H] is in the products' precision,
+        # as autocast's own LSTM returns it.
+        y = hs[1:].transpose(0, 1).contiguous()
+        return y, hs[t].to(h0.dtype, copy=True), cells[t].to(c0.dtype, copy=True)
 
     @staticmethod
     def backward(ctx, dy, dh_last, dc_last):  # noqa: ANN001, ANN205
