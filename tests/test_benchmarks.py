@@ -199,3 +199,38 @@ def test_latent_use_benchmark_writes_every_figure(tmp_path):
     assert "(picked)" in (out / "latent_use.md").read_text()
     with pytest.raises(SystemExit, match="NAME=FILE"):
         bench.main(["--model", str(tmp_path / "vae"), "--out", str(out), "--style", "negative"])
+
+
+def test_ptb_table_keeps_one_record_per_row_and_builds_the_table_from_them(tmp_path):
+    """Each row's JSON has the issue's keys; RESULTS.md is made from whatever rows the folder holds, ours beside
+    the published figure, each row with its own budget line and command."""
+    import argparse
+
+    from textvae.config import Config
+
+    table = load("ptb_table")
+    (tmp_path / "ptb.train.txt").write_text("a b c\n" * 64)
+    args = argparse.Namespace(data_dir=str(tmp_path), iw_samples=500, device="cpu")
+    figures = {"nll": 100.5, "ppl": 99.1, "kl": 6.0, "mi": 5.5, "au": 32, "latent_size": 32, "neg_elbo": 104.0}
+    figures |= {"num_sentences": 3761, "num_tokens": 86191, "seconds": 600.0, "setup": {"cells": "1-layer LSTM"}}
+    figures["setup"] |= {"embedding_size": 512, "hidden_size": 1024}
+    spent = {"steps": 20, "train_seconds": 1200.0}
+    record = table.row_record("pretrain", Config(), figures, spent, args, ["--rows", "pretrain", "--reuse"])
+    keys = {"model", "nll_iw", "iw_samples", "test_sentences", "ppl", "kl", "mi", "au", "neg_elbo", "epochs"}
+    assert keys | {"train_minutes", "device", "command", "commit"} <= set(record)
+    assert record["epochs"] == 20 * 64 / 64 and record["train_minutes"] == 20.0
+    assert "--reuse" not in record["command"] and record["command"].startswith("python benchmarks/ptb_table.py")
+    lm = record | {"row": "lm", "model": "LSTM language model", "latent_size": 0, "iw_samples": None}
+    lm |= {"published": {"nll": 101.04, "ppl": 100.47}, "published_source": "He et al. 2019"}
+    results = tmp_path / "results"
+    results.mkdir()
+    for r in (record, lm):
+        (results / f"{r['row']}.json").write_text(json.dumps(r))
+    rows = table.load_rows(results)
+    assert [r["row"] for r in rows] == ["lm", "pretrain"]  # the table's order, not the folder's
+    out = tmp_path / "RESULTS.md"
+    table.write_markdown(out, rows)
+    text = out.read_text()
+    assert "| LSTM language model | 100.50 / 101.04 | 99.10 / 100.47 |" in text
+    assert "| 32/32 / 32 |" in text and "exact NLL" in text and "K = 500" in text
+    assert "short of the full protocol" not in text  # 3,761 sentences and K = 500: the literature's protocol
