@@ -295,6 +295,17 @@ def write_markdown(path: Path, records: list[dict]) -> None:
             "```",
             "",
         ]
+    missing = [name for name in ROWS if name not in {r["row"] for r in records}]
+    if missing:
+        lines += [
+            "## Rows not yet run",
+            "",
+            "Each is one command (`python benchmarks/ptb_table.py --rows NAME`, with the protocol overrides of",
+            "the rows above); docs/PERFORMANCE.md has the training and evaluation speed that decide its cost.",
+            "",
+            *(f"- `{name}`: {ROWS[name][0]} ({ROWS[name][3]})" for name in missing),
+            "",
+        ]
     setups = {(r["setup"]["cells"], r["setup"]["embedding_size"], r["setup"]["hidden_size"]) for r in records}
     lines += [
         "## Differences from the published setups",
