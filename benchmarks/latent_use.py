@@ -40,6 +40,7 @@ from textvae.evaluation.latent_use import (
 )
 from textvae.evaluation.plots import plot_transfer_tradeoff
 from textvae.evaluation.style_classifier import StyleClassifier
+from textvae.inference.style import SHIFT_MODES
 from textvae.model.vae import TextVAE
 
 
@@ -79,6 +80,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pairs", type=int, default=100, help="interpolation paths")
     p.add_argument("--steps", type=int, default=7, help="points per path, both ends included")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--shift",
+        nargs="+",
+        choices=SHIFT_MODES,
+        default=["search", "calibrated", "uniform"],
+        help="how far each sentence moves along the attribute vector (each mode measured)",
+    )
     args = p.parse_args(argv)
     torch.manual_seed(args.seed)
     train_half, test_half = read_styles(args.style, args.seed)
@@ -92,17 +100,18 @@ def main(argv: list[str] | None = None) -> None:
     real = {s: judge.share(tokenizer_view(model, t), s) for s, t in held.items()}
     untouched = {s: 1 - v for s, v in real.items()} if len(real) == 2 else None
     examples = {s: t[: args.examples] for s, t in train_half.items()}
-    rows = transfer_tradeoff(model, examples, held, judge, args.alphas)
-    summary = summarize_tradeoff(rows)
-    picked = pick_alpha(summary)
+    transfer = {}
+    for mode in args.shift:  # each shift mode over the same sentences, alphas and judge
+        rows = transfer_tradeoff(model, examples, held, judge, args.alphas, shift_mode=mode)
+        summary = summarize_tradeoff(rows)
+        transfer[mode] = {"rows": rows, "summary": summary, "picked_alpha": pick_alpha(summary)}
 
     mixed = [t for pair in zip(*test_half.values()) for t in pair]  # styles interleaved
     figures = {
         "command": shlex.join(["python", *sys.argv]),
         "model": args.model,
         "reconstruction": reconstruction_figures(model, mixed[: args.reconstruct]),
-        "transfer": {"rows": rows, "summary": summary, "picked_alpha": picked,
-                     "real_target_share": sum(real.values()) / len(real), "real_share": real,
+        "transfer": {**transfer, "real_target_share": sum(real.values()) / len(real), "real_share": real,
                      "untouched_target_share": None if untouched is None else sum(untouched.values()) / 2},
     }  # fmt: skip
     if args.lm:
@@ -116,15 +125,16 @@ def main(argv: list[str] | None = None) -> None:
     refs = {"real sentences of the target style": figures["transfer"]["real_target_share"]}
     if untouched is not None:
         refs["untouched sources"] = figures["transfer"]["untouched_target_share"]
-    plot_transfer_tradeoff(summary, out / "transfer_tradeoff.png", refs)
     rec, flu = figures["reconstruction"], figures.get("fluency")
     lines = [
         f"reconstruction (greedy, posterior mean, {rec['n']} sentences): BLEU {rec['rec_bleu']:.1f}, "
         f"exact {100 * rec['exact_match']:.1f}%",
         f"judge on real sentences of each style: {100 * figures['transfer']['real_target_share']:.1f}%",
-        "",
-        table(summary, picked),
     ]
+    for mode, t in transfer.items():
+        suffix = "" if mode == args.shift[0] else f"_{mode}"
+        plot_transfer_tradeoff(t["summary"], out / f"transfer_tradeoff{suffix}.png", refs)
+        lines += ["", f"{mode} shift:", "", table(t["summary"], t["picked_alpha"])]
     if flu:
         lines += ["", f"interpolation ({flu['pairs']} paths, {flu['steps']} points): LM NLL/token of path points "
                   f"{flu['path_nll']:.3f} vs real {flu['real_nll']:.3f} (ratio {flu['fluency_ratio']:.3f}); "

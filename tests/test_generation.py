@@ -12,18 +12,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from textvae.cli import main
 from textvae.config import Config
 from textvae.data.synthetic import generate, write_corpus
+from textvae.errors import ParameterError
 from textvae.inference.interpolation import interpolation_path, piecewise_path
 from textvae.inference.latent_tools import analogy_latent, traversal_latents
 from textvae.inference.sampling import ball_samples, sample_near
 from textvae.inference.style import (
+    attribute_shift,
     attribute_vector,
+    calibrated_alphas,
     dimension_scores,
+    discriminant,
     infer_labels,
     mix_dimensions,
+    searched_transfer,
     select_dimensions,
     shift,
 )
@@ -171,6 +178,9 @@ def test_mix_with_attribute_vectors_and_dimensions(vae_dir, style_files, capsys)
     assert code == 0 and out.startswith(S1) and "style dimensions" in err
     recs = run_json(capsys, "mix", vae_dir, S1, *files, "--target-style", "a", "--alpha", 1.5, "--top-p", 0.9, *SHORT)
     assert recs[0]["target_style"] == "a"
+    for mode in ("calibrated", "search"):
+        recs = run_json(capsys, "mix", vae_dir, S1, S2, *files, "--shift", mode, *SHORT)
+        assert [r["source"] for r in recs] == [S1, S2] and all(r["text"] for r in recs)
 
 
 def test_mix_by_conditional_decoding(cvae_dir, capsys):
@@ -287,6 +297,85 @@ def test_attribute_vector_maps_one_style_mean_onto_the_other():
     d = attribute_vector(style_a, style_b)
     assert torch.allclose(shift(style_a, d).mean(0), style_b.mean(0), atol=1e-5)
     assert torch.allclose(shift(style_a, d, alpha=0.0), style_a)
+
+
+def _two_styles(n: int = 400, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two styles whose codes differ by a shift, with correlated within-style noise (so LDA != the mean gap)."""
+    g = torch.Generator().manual_seed(seed)
+    mix = torch.tensor([[1.0, 0.8, 0.0], [0.0, 0.6, 0.0], [0.0, 0.0, 2.0]])
+    src = torch.randn(n, 3, generator=g) @ mix
+    tgt = torch.randn(n, 3, generator=g) @ mix + torch.tensor([2.0, 1.0, 0.5])
+    return src, tgt
+
+
+def test_the_discriminant_is_fishers_direction():
+    src, tgt = _two_styles()
+    w = discriminant(src, tgt, shrinkage=0.0)
+    pooled = torch.cat([src - src.mean(0), tgt - tgt.mean(0)])
+    expected = torch.linalg.solve(pooled.T @ pooled / (len(pooled) - 2), tgt.mean(0) - src.mean(0))
+    assert torch.allclose(w, expected, rtol=1e-4, atol=1e-5)
+    assert (tgt @ w).mean() > (src @ w).mean()
+    # with the noise correlated, Fisher's direction separates better than the mean gap itself
+    d = attribute_vector(src, tgt)
+    overlap = lambda v: ((src @ v).std() + (tgt @ v).std()) / ((tgt @ v).mean() - (src @ v).mean())  # noqa: E731
+    assert overlap(w) < overlap(d)
+    assert torch.allclose(discriminant(src, tgt, shrinkage=1.0), d / pooled.var(0).mean(), rtol=0.05)  # ridge only
+    with pytest.raises(ParameterError, match="two examples"):
+        discriminant(src[:1], tgt)
+
+
+@given(alpha=st.floats(0.0, 3.0), seed=st.integers(0, 50))
+@settings(max_examples=25, deadline=None)
+def test_a_calibrated_shift_lands_every_sentence_on_one_discriminant_score(alpha, seed):
+    src, tgt = _two_styles(200, seed)
+    z = src[:50] + torch.randn(50, 3, generator=torch.Generator().manual_seed(seed))
+    steps = calibrated_alphas(z, src, tgt, alpha)
+    assert steps.shape == (50,) and bool((steps >= 0).all())
+    w, moved = discriminant(src, tgt), attribute_shift(z, src, tgt, alpha, "calibrated")
+    goal = float((src.mean(0) + alpha * attribute_vector(src, tgt)) @ w)
+    scores = moved @ w
+    free = steps > 0  # a sentence past the goal already stays where it is (never moves backwards)
+    assert torch.allclose(scores[free], torch.full_like(scores[free], goal), rtol=1e-3, atol=1e-3)
+    assert bool((scores[~free] >= goal - 1e-4).all())
+    assert torch.allclose(moved - z, steps[:, None] * attribute_vector(src, tgt), atol=1e-5)  # along d only
+    assert torch.allclose(
+        calibrated_alphas(src.mean(0, keepdim=True), src, tgt, alpha), torch.tensor([alpha]), atol=1e-4
+    )
+    assert torch.allclose(attribute_shift(z, src, tgt, alpha), shift(z, attribute_vector(src, tgt), alpha))
+    with pytest.raises(ParameterError, match="shift mode"):
+        attribute_shift(z, src, tgt, alpha, "sideways")
+
+
+class _ReadableCodes:
+    """A stand-in model whose "sentences" are their codes written out, so a test knows what re-encoding
+    an output gives; a code with a negative second coordinate decodes to an empty (unusable) sentence."""
+
+    def generate_text(self, z, decoding=None, generator=None):
+        return ["" if row[1] < 0 else " ".join(f"{v:.6f}" for v in row.tolist()) for row in z]
+
+    def usable(self, texts):
+        return [bool(t) for t in texts]
+
+    def encode_text(self, texts, strict=True):
+        rows = [[float(v) for v in t.split()] if t else [0.0, 0.0] for t in texts]
+        return type("Posterior", (), {"mu": torch.tensor(rows)})
+
+
+def test_search_takes_the_smallest_step_whose_output_reads_as_the_target_style():
+    g = torch.Generator().manual_seed(0)
+    src = torch.randn(2000, 2, generator=g) * torch.tensor([0.3, 0.01]) + torch.tensor([0.0, 1.0])
+    tgt = src + torch.tensor([2.0, 0.0])  # the styles differ along x: the target's mean score is x = 2
+    z = torch.tensor([[0.0, 1.0], [1.0, 1.0], [1.6, 1.0], [3.0, 1.0], [0.0, -1.0]])
+    out = searched_transfer(_ReadableCodes(), z, src, tgt, alpha=3.0)
+    x = [float(t.split()[0]) if t else None for t in out]
+    # steps of 0.25 along d = (2, 0): each sentence stops at the first x >= 2 (up to sampling noise in d)
+    assert x[0] == pytest.approx(2.0, abs=0.05) and x[1] == pytest.approx(2.0, abs=0.05)
+    assert x[2] == pytest.approx(2.1, abs=0.05) and x[3] == pytest.approx(3.5, abs=0.05)  # one step at least
+    assert out[4] == ""  # never readable: the last step (alpha), whatever it gives
+    capped = searched_transfer(_ReadableCodes(), z[:1], src, tgt, alpha=0.6)
+    assert float(capped[0].split()[0]) == pytest.approx(1.2, abs=0.05)  # never past alpha
+    unmoved = searched_transfer(_ReadableCodes(), z[:2], src, tgt, alpha=0.0)
+    assert unmoved == _ReadableCodes().generate_text(z[:2])  # alpha 0: the reconstruction
 
 
 def test_dimension_scores_find_the_style_dimension():

@@ -84,6 +84,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--alpha", type=float, default=1.0, help="attribute: step along mean(target)-mean(source) (default 1)"
     )
+    g.add_argument(
+        "--shift",
+        choices=["uniform", "calibrated", "search"],  # style.SHIFT_MODES (imported lazily)
+        default="uniform",
+        help="attribute: every sentence moves alpha (uniform, default), by its own step that lands it where "
+        "alpha lands the source mean on the styles' discriminant (calibrated), or by the smallest step up to "
+        "alpha whose output the model reads as the target style (search)",
+    )
     g.add_argument("--dims", type=int, default=None, metavar="K", help="dims: take the K most style-predictive dims")
     g.add_argument(
         "--dim-threshold", type=float, default=None, help="dims: take dims with |2AUC-1| >= this (default 0.5)"
@@ -250,7 +258,7 @@ def run_mix(args: argparse.Namespace) -> int:
         codes, target = _style_codes(model, args)
         if method == "attribute":
             texts = style.transfer_attribute(
-                model, args.sentences, codes, target, args.source_style, args.alpha, decoding, g
+                model, args.sentences, codes, target, args.source_style, args.alpha, decoding, g, args.shift
             )
         else:
             threshold = style.DIM_THRESHOLD if args.dim_threshold is None else args.dim_threshold

@@ -29,7 +29,7 @@ from textvae.evaluation.scoring import reconstruction_bleu, sentence_scores
 from textvae.evaluation.style_classifier import StyleClassifier
 from textvae.evaluation.text_metrics import corpus_bleu
 from textvae.inference.interpolation import check_path, interpolation_path
-from textvae.inference.style import attribute_vector, encode_examples, shift
+from textvae.inference.style import attribute_shift, encode_examples, searched_transfer
 from textvae.model.decoding import DecodingConfig
 
 if TYPE_CHECKING:
@@ -69,6 +69,7 @@ def transfer_tradeoff(
     alphas: Sequence[float],
     *,
     max_length: int = 50,
+    shift_mode: str = "uniform",
 ) -> list[dict[str, Any]]:
     """One record per (source style, target style, alpha): ``target_share`` (0-1, the classifier's verdict
     on the outputs), ``bleu`` (0-100, outputs against their sources), ``n``.
@@ -88,13 +89,16 @@ def transfer_tradeoff(
         for tgt in sources:
             if tgt == src:
                 continue
-            direction = attribute_vector(codes[src], codes[tgt])
             for alpha in alphas:
-                hyps = model.generate_text(shift(mu, direction, float(alpha)), _greedy(max_length))
+                if shift_mode == "search":
+                    hyps = searched_transfer(model, mu, codes[src], codes[tgt], float(alpha), _greedy(max_length))
+                else:
+                    z = attribute_shift(mu, codes[src], codes[tgt], float(alpha), shift_mode)
+                    hyps = model.generate_text(z, _greedy(max_length))
                 share = classifier.share(hyps, tgt)
                 rows.append(
                     {"source": src, "target": tgt, "alpha": float(alpha), "target_share": share,
-                     "bleu": corpus_bleu(refs, hyps), "n": len(hyps)}
+                     "bleu": corpus_bleu(refs, hyps), "n": len(hyps), "shift": shift_mode}
                 )  # fmt: skip
     return rows
 

@@ -21,6 +21,7 @@ Tensor functions take and return ``[N, Z]`` codes; the text functions return dec
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +35,14 @@ from textvae.model.decoding import DecodingConfig
 from textvae.model.vae import TextVAE
 
 METHODS = ("attribute", "dims", "conditional")
+#: How far each sentence moves along an attribute vector: all by alpha, or each by its own calibrated step.
+SHIFT_MODES = ("uniform", "calibrated", "search")
+#: The steps ``search`` tries along an attribute vector: multiples of this, up to alpha.
+SEARCH_GRID = 0.25
+#: Where ``search`` counts an output as the target style: the share of the way from the discriminant's
+#: midpoint to the target style's mean score (1: as target-like as a typical target sentence). Measured on
+#: Yelp, 0 and 0.5 stopped too early: the judge disagreed with a third of the "crossed" outputs.
+SEARCH_MARGIN = 1.0
 #: Default ``|2 AUC - 1|`` above which a latent dimension counts as carrying the style.
 DIM_THRESHOLD = 0.5
 
@@ -45,9 +54,40 @@ def attribute_vector(source: Tensor, target: Tensor) -> Tensor:
     return target.mean(dim=0) - source.mean(dim=0)
 
 
-def shift(z: Tensor, direction: Tensor, alpha: float = 1.0) -> Tensor:
-    """``z + alpha * direction``: ``z [N, Z]``, ``direction [Z]`` -> ``[N, Z]``."""
+def shift(z: Tensor, direction: Tensor, alpha: float | Tensor = 1.0) -> Tensor:
+    """``z + alpha * direction``: ``z [N, Z]``, ``direction [Z]``, ``alpha`` a number or one per row ``[N]``
+    -> ``[N, Z]``."""
+    if isinstance(alpha, Tensor):
+        alpha = alpha.unsqueeze(-1)
     return z + alpha * direction.unsqueeze(0)
+
+
+def discriminant(source: Tensor, target: Tensor, shrinkage: float = 0.1) -> Tensor:
+    """Fisher's linear discriminant of the two groups: ``w = S^-1 (mean(target) - mean(source))`` with ``S``
+    the pooled within-group covariance, shrunk toward ``tr(S)/Z * I`` by ``shrinkage`` (0-1) so that a few
+    hundred examples in 32+ dimensions still give a stable inverse. ``source [Na, Z]``, ``target [Nb, Z]``
+    (each at least two rows) -> ``[Z]``; ``w . z`` is larger the more target-like ``z`` is."""
+    if len(source) < 2 or len(target) < 2:
+        raise ParameterError("a discriminant needs at least two examples per style")
+    src, tgt = source.double(), target.double()
+    centred = torch.cat([src - src.mean(0), tgt - tgt.mean(0)])
+    cov = centred.T @ centred / (len(centred) - 2)
+    ridge = cov.diagonal().mean().clamp_min(1e-12) * torch.eye(cov.shape[0], dtype=cov.dtype, device=cov.device)
+    cov = (1 - shrinkage) * cov + shrinkage * ridge
+    return torch.linalg.solve(cov, tgt.mean(0) - src.mean(0)).to(source.dtype)
+
+
+def calibrated_alphas(z: Tensor, source: Tensor, target: Tensor, alpha: float = 1.0) -> Tensor:
+    """A step along the attribute vector per sentence, ``[N]`` (>= 0), that puts each code's discriminant
+    score where ``z + alpha * d`` puts the source mean's: ``alpha_i = alpha + w.(mean(source) - z_i) / w.d``.
+
+    ``d = mean(target) - mean(source)`` is also the direction that changes the discriminant ``w`` (see
+    :func:`discriminant`) at the least within-style (Mahalanobis) distance, so every sentence still moves
+    along the attribute vector: one that is already halfway to the target style moves less than ``alpha``,
+    one more typical of the source style than its mean moves more. A sentence never moves backwards."""
+    w, d = discriminant(source, target), attribute_vector(source, target)
+    gap = (w * d).sum().clamp_min(1e-12)  # > 0: w = S^-1 d with S positive definite
+    return (alpha + ((source.mean(0) - z) * w).sum(-1) / gap).clamp_min(0.0)
 
 
 def dimension_scores(z: Tensor, is_target: Tensor) -> Tensor:
@@ -179,11 +219,65 @@ def transfer_attribute(
     alpha: float = 1.0,
     decoding: DecodingConfig | None = None,
     generator: torch.Generator | None = None,
+    shift_mode: str = "uniform",
 ) -> list[str]:
-    """Decode ``mu(sentence) + alpha * (mean(z | target) - mean(z | source))`` for each sentence."""
-    direction = attribute_vector(*split_styles(codes, target, source))
-    z = shift(model.encode_text(sentences).mu, direction, alpha)
-    return model.generate_text(z, decoding, generator)
+    """Decode ``mu(sentence) + alpha * (mean(z | target) - mean(z | source))`` for each sentence
+    (``shift_mode="uniform"``), with each sentence's own step from :func:`calibrated_alphas`
+    (``"calibrated"``), or the smallest step up to ``alpha`` that the model reads as the target style
+    (``"search"``, :func:`searched_transfer`)."""
+    mu = model.encode_text(sentences).mu
+    src, tgt = split_styles(codes, target, source)
+    if shift_mode == "search":
+        return searched_transfer(model, mu, src, tgt, alpha, decoding, generator)
+    return model.generate_text(attribute_shift(mu, src, tgt, alpha, shift_mode), decoding, generator)
+
+
+def searched_transfer(
+    model: TextVAE,
+    z: Tensor,
+    source: Tensor,
+    target: Tensor,
+    alpha: float = 1.0,
+    decoding: DecodingConfig | None = None,
+    generator: torch.Generator | None = None,
+    grid: float = SEARCH_GRID,
+) -> list[str]:
+    """Each code ``z [N, Z]`` moved along the attribute vector by the smallest step on a grid (``grid``,
+    ``2 grid``, ... up to ``alpha``) whose decoding the model itself reads as the target style: re-encoded,
+    its posterior mean scores on the two styles' :func:`discriminant` at least as the target style's mean
+    does (with ``SEARCH_MARGIN`` 1; 0 would be Fisher's rule, the midpoint). A sentence that never gets
+    there gets the step ``alpha``. So each sentence changes only as much as its style needs, which
+    one step for all cannot do: short neutral sentences flip early, strongly worded ones later."""
+    d, w = attribute_vector(source, target), discriminant(source, target)
+    middle = 0.5 * float((source.mean(0) + target.mean(0)) @ w)
+    goal = middle + SEARCH_MARGIN * (float(target.mean(0) @ w) - middle)
+    steps = [grid * k for k in range(1, math.ceil(alpha / grid - 1e-9))] + [alpha] if alpha > 0 else [0.0]
+    texts: list[str | None] = [None] * len(z)
+    pending = torch.arange(len(z))
+    for i, step in enumerate(steps):
+        out = model.generate_text(shift(z[pending], d, step), decoding, generator)
+        if i == len(steps) - 1:
+            crossed = [True] * len(out)
+        else:
+            ok = torch.tensor(model.usable(out), dtype=torch.bool)
+            score = model.encode_text(out, strict=False).mu @ w - goal if out else torch.zeros(0)
+            crossed = (ok & (score > 0)).tolist()
+        for j, text, done in zip(pending.tolist(), out, crossed):
+            if done:
+                texts[j] = text
+        pending = pending[~torch.tensor(crossed, dtype=torch.bool)]
+        if not len(pending):
+            break
+    return [t if t is not None else "" for t in texts]
+
+
+def attribute_shift(z: Tensor, source: Tensor, target: Tensor, alpha: float, shift_mode: str = "uniform") -> Tensor:
+    """``z [N, Z]`` moved along ``mean(target) - mean(source)`` by ``alpha`` (``uniform``) or by each
+    row's :func:`calibrated_alphas` (``calibrated``) -> ``[N, Z]``."""
+    if shift_mode not in ("uniform", "calibrated"):
+        raise ParameterError(f"shift mode must be uniform or calibrated here; got {shift_mode!r}")
+    steps = calibrated_alphas(z, source, target, alpha) if shift_mode == "calibrated" else alpha
+    return shift(z, attribute_vector(source, target), steps)
 
 
 def style_dimensions(
