@@ -236,13 +236,27 @@ def row_record(row: str, cfg: Config, r: dict, spent: dict, args: argparse.Names
         "device": f"{resolve_device(args.device)} ({platform.processor() or platform.machine()}, {_threads()}, "
         f"torch {torch.__version__})",
         # The command that trains and evaluates the row (--reuse only skips training already done).
-        "command": " ".join(shlex.quote(a) for a in ["python", "benchmarks/ptb_table.py", *argv] if a != "--reuse"),
+        "command": " ".join(shlex.quote(a) for a in ["python", "benchmarks/ptb_table.py", *_replay(argv)]),
+        "note": args.note,
         "commit": _commit(),
         "date": dt.date.today().isoformat(),
         "setup": r["setup"] | {"lr_schedule": cfg.train.lr_schedule, "max_minutes": cfg.train.max_minutes},
         "published": published,
         "published_source": source,
     }
+
+
+def _replay(argv: list[str]) -> list[str]:
+    """``argv`` without what does not change the figures: ``--reuse`` and ``--note TEXT``."""
+    out, skip = [], False
+    for a in argv:
+        if skip or a == "--reuse" or a.startswith("--note="):
+            skip = False
+            continue
+        skip = a == "--note"
+        if not skip:
+            out.append(a)
+    return out
 
 
 def _short(commit: str) -> str:
@@ -289,6 +303,7 @@ def write_markdown(path: Path, records: list[dict]) -> None:
             f"({r['epochs']} epochs, lr schedule `{r['setup']['lr_schedule']}`) in {_cell(r['train_minutes'], 1)} "
             f"min; {r['test_sentences']} test sentences, {k}, evaluated in {_cell(r['eval_minutes'], 1)} min"
             f"{'' if full else ' (short of the full protocol)'}; {r['device']}.",
+            *(["", r["note"]] if r.get("note") else []),
             "",
             "```",
             r["command"],
@@ -342,6 +357,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--reuse", action="store_true", help="evaluate existing finished runs instead of retraining")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--note",
+        default=None,
+        help="a sentence kept with the row in its record and table (e.g. why it differs from the published figure)",
+    )
     args = p.parse_args(argv)
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
     unknown = [r for r in rows if r not in ROWS]

@@ -213,16 +213,18 @@ def test_ptb_table_keeps_one_record_per_row_and_builds_the_table_from_them(tmp_p
 
     table = load("ptb_table")
     (tmp_path / "ptb.train.txt").write_text("a b c\n" * 64)
-    args = argparse.Namespace(data_dir=str(tmp_path), iw_samples=500, device="cpu")
+    args = argparse.Namespace(data_dir=str(tmp_path), iw_samples=500, device="cpu", note="Stopped early: budget.")
     figures = {"nll": 100.5, "ppl": 99.1, "kl": 6.0, "mi": 5.5, "au": 32, "latent_size": 32, "neg_elbo": 104.0}
     figures |= {"num_sentences": 3761, "num_tokens": 86191, "seconds": 600.0, "setup": {"cells": "1-layer LSTM"}}
     figures["setup"] |= {"embedding_size": 512, "hidden_size": 1024}
     spent = {"steps": 20, "train_seconds": 1200.0}
-    record = table.row_record("pretrain", Config(), figures, spent, args, ["--rows", "pretrain", "--reuse"])
+    argv = ["--rows", "pretrain", "--reuse", "--note", "Stopped early: budget.", "model.dropout=0.5"]
+    record = table.row_record("pretrain", Config(), figures, spent, args, argv)
     keys = {"model", "nll_iw", "iw_samples", "test_sentences", "ppl", "kl", "mi", "au", "neg_elbo", "epochs"}
     assert keys | {"train_minutes", "device", "command", "commit"} <= set(record)
     assert record["epochs"] == 20 * 64 / 64 and record["train_minutes"] == 20.0
-    assert "--reuse" not in record["command"] and record["command"].startswith("python benchmarks/ptb_table.py")
+    assert record["command"] == "python benchmarks/ptb_table.py --rows pretrain model.dropout=0.5"  # figures only
+    assert record["note"] == "Stopped early: budget."
     lm = record | {"row": "lm", "model": "LSTM language model", "latent_size": 0, "iw_samples": None}
     lm |= {"published": {"nll": 101.04, "ppl": 100.47}, "published_source": "He et al. 2019"}
     results = tmp_path / "results"
@@ -237,3 +239,4 @@ def test_ptb_table_keeps_one_record_per_row_and_builds_the_table_from_them(tmp_p
     assert "| LSTM language model | 100.50 / 101.04 | 99.10 / 100.47 |" in text
     assert "| 32/32 / 32 |" in text and "exact NLL" in text and "K = 500" in text
     assert "short of the full protocol" not in text  # 3,761 sentences and K = 500: the literature's protocol
+    assert text.count("Stopped early: budget.") == 2  # each row's note under its budget line
