@@ -7,9 +7,11 @@ split in two by a seeded shuffle: the first half trains the style classifier (th
 gives the attribute vectors; the second half gives the sentences that are reconstructed, transferred and
 interpolated. It writes
 
-* ``OUT/latent_use.json``: every figure (``reconstruction``, ``transfer`` rows and per-alpha ``summary``,
-  ``picked_alpha``, the classifier's verdicts on real sentences, ``fluency``) and the command;
-* ``OUT/latent_use.md``: the trade-off table; ``OUT/transfer_tradeoff.png``: its plot.
+* ``OUT/latent_use.json``: every figure (``reconstruction``; ``transfer``: per ``--shift`` mode its rows,
+  per-alpha ``summary`` and ``picked_alpha``, and the classifier's verdicts on real sentences; ``fluency``)
+  and the command;
+* ``OUT/latent_use.md``: a trade-off table per mode; ``OUT/transfer_tradeoff.png``: the first mode's plot,
+  ``transfer_tradeoff_<mode>.png`` the others'.
 
 Usage (Yelp; the VAE trained on sentiment.test.*, so the dev files are held out)::
 

@@ -35,7 +35,8 @@ from textvae.model.decoding import DecodingConfig
 from textvae.model.vae import TextVAE
 
 METHODS = ("attribute", "dims", "conditional")
-#: How far each sentence moves along an attribute vector: all by alpha, or each by its own calibrated step.
+#: How far each sentence moves along an attribute vector: all by alpha, each by its own calibrated step, or
+#: by the smallest step whose output reads as the target style (see :func:`transfer_attribute`).
 SHIFT_MODES = ("uniform", "calibrated", "search")
 #: The steps ``search`` tries along an attribute vector: multiples of this, up to alpha.
 SEARCH_GRID = 0.25
