@@ -29,7 +29,7 @@ from textvae.evaluation.scoring import reconstruction_bleu, sentence_scores
 from textvae.evaluation.style_classifier import StyleClassifier
 from textvae.evaluation.text_metrics import corpus_bleu
 from textvae.inference.interpolation import check_path, interpolation_path
-from textvae.inference.style import attribute_shift, encode_examples, searched_transfer
+from textvae.inference.style import encode_examples, shifted_texts
 from textvae.model.decoding import DecodingConfig
 
 if TYPE_CHECKING:
@@ -90,11 +90,7 @@ def transfer_tradeoff(
             if tgt == src:
                 continue
             for alpha in alphas:
-                if shift_mode == "search":
-                    hyps = searched_transfer(model, mu, codes[src], codes[tgt], float(alpha), _greedy(max_length))
-                else:
-                    z = attribute_shift(mu, codes[src], codes[tgt], float(alpha), shift_mode)
-                    hyps = model.generate_text(z, _greedy(max_length))
+                hyps = shifted_texts(model, mu, codes[src], codes[tgt], float(alpha), shift_mode, _greedy(max_length))
                 share = classifier.share(hyps, tgt)
                 rows.append(
                     {"source": src, "target": tgt, "alpha": float(alpha), "target_share": share,

@@ -227,10 +227,24 @@ def transfer_attribute(
     (``"calibrated"``), or the smallest step up to ``alpha`` that the model reads as the target style
     (``"search"``, :func:`searched_transfer`)."""
     mu = model.encode_text(sentences).mu
-    src, tgt = split_styles(codes, target, source)
+    return shifted_texts(model, mu, *split_styles(codes, target, source), alpha, shift_mode, decoding, generator)
+
+
+def shifted_texts(
+    model: TextVAE,
+    z: Tensor,
+    source: Tensor,
+    target: Tensor,
+    alpha: float,
+    shift_mode: str = "uniform",
+    decoding: DecodingConfig | None = None,
+    generator: torch.Generator | None = None,
+) -> list[str]:
+    """The codes ``z [N, Z]`` moved from the ``source`` codes' style toward the ``target``'s by one of
+    :data:`SHIFT_MODES` (:func:`attribute_shift`, or :func:`searched_transfer` for ``search``), decoded."""
     if shift_mode == "search":
-        return searched_transfer(model, mu, src, tgt, alpha, decoding, generator)
-    return model.generate_text(attribute_shift(mu, src, tgt, alpha, shift_mode), decoding, generator)
+        return searched_transfer(model, z, source, target, alpha, decoding, generator)
+    return model.generate_text(attribute_shift(z, source, target, alpha, shift_mode), decoding, generator)
 
 
 def searched_transfer(
