@@ -240,3 +240,6 @@ def test_ptb_table_keeps_one_record_per_row_and_builds_the_table_from_them(tmp_p
     assert "| 32/32 / 32 |" in text and "exact NLL" in text and "K = 500" in text
     assert "short of the full protocol" not in text  # 3,761 sentences and K = 500: the literature's protocol
     assert text.count("Stopped early: budget.") == 2  # each row's note under its budget line
+    again = tmp_path / "again.md"  # --table-only: the same table from the records, nothing trained
+    assert table.main(["--table-only", "--results-dir", str(results), "--out", str(again)]) == 0
+    assert again.read_text() == text and "not here yet" in text
