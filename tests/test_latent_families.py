@@ -294,22 +294,59 @@ def test_unknown_family_names_are_refused_with_the_choices():
 
 
 @pytest.mark.parametrize("prior,posterior", [("mog", "gaussian"), ("vamp", "iaf"), ("normal", "iaf")])
-def test_the_per_dimension_split_sums_to_the_kl_estimate_so_free_bits_keep_their_floor(prior, posterior):
-    """At every draw the terms add up to -H(q) - log p(z) exactly; free bits then floor the total KL term at
-    latent_size * lambda whatever the prior (the coupling part is shared, not left outside the clamp)."""
-    from textvae.model.objective import kl_term
+def test_the_per_dimension_split_and_the_loss_parts_both_sum_to_the_kl_estimate(prior, posterior):
+    """At every draw the recorded terms add up to -H(q) - log p(z) exactly, and so do the loss's parts (the
+    per-coordinate terms free bits clamp plus a mixture's coupling, which they do not)."""
     from textvae.model.priors import LOG_2PI
 
     m = tiny(prior, posterior)
-    if m.flow is not None:
-        perturb(m.flow, 0.1)
+    perturb(m, 0.1)  # a flow starts as the identity, a mixture's means start together
     mu, logvar = (t.detach() for t in m.encode(BATCH.input_ids, BATCH.lengths))
     z = m.sample_posterior(mu, logvar, torch.randn(mu.shape, generator=torch.Generator().manual_seed(0)))
     with torch.no_grad():
         terms = m.kl_terms(mu, logvar, z)
+        parts = m.loss_kl_terms(mu, logvar, z)
         expected = -0.5 * (1 + logvar + LOG_2PI).sum(-1) - m.log_prior(z)
-    assert terms.shape == mu.shape and torch.allclose(terms.sum(-1), expected, atol=1e-4)
-    assert float(kl_term(terms, free_bits=5.0)) >= 3 * 5.0 - 1e-6
+    assert terms.shape == parts.per_dim.shape == mu.shape and parts.coupling.shape == mu.shape[:1]
+    assert torch.allclose(terms.sum(-1), expected, atol=1e-4)
+    assert torch.allclose(parts.per_dim.sum(-1) + parts.coupling, expected, atol=1e-4)
+    assert (float(parts.coupling.abs().max()) > 1e-3) == (prior == "mog")  # vamp shares its coupling
+
+
+@pytest.mark.parametrize("prior", ["normal", "mog"])
+def test_free_bits_hold_the_per_coordinate_part_while_a_mixture_still_pulls_the_codes(prior):
+    """With every dimension below a huge floor, N(0, I)'s KL passes the encoder no gradient; a mixture's
+    coupling still does (what draws codes onto its components), and the loss is rec + beta * (Z * floor +
+    mean coupling)."""
+    floor = 50.0  # far above any dimension's KL here
+    m = tiny(prior, "gaussian", free_bits=floor).train()
+    if m.prior_parameters is not None:
+        perturb(m.prior_parameters, 1.0)  # spread the components apart
+    mu, logvar = m.encode(BATCH.input_ids, BATCH.lengths)
+    eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(0))
+    z = m.sample_posterior(mu, logvar, eps)
+    parts = m.loss_kl_terms(mu, logvar, z)
+    from textvae.model.objective import kl_term
+
+    assert float(parts.per_dim.detach().mean(0).max()) < floor
+    kl_loss = kl_term(parts.per_dim, floor) + parts.coupling.mean()
+    grad = torch.autograd.grad(kl_loss, mu)[0]
+    assert (float(grad.abs().sum()) > 0) == (prior == "mog")
+    out = m(BATCH, eps=eps)
+    expected = out.rec + 3 * floor + parts.coupling.mean().detach()
+    assert torch.allclose(out.loss, expected, rtol=0, atol=1e-4)
+
+
+def test_a_new_mixture_prior_gives_every_component_a_share_of_codes_near_the_origin():
+    """Its components start together, so none starts starved of codes (spread N(0, I) apart, one took them all
+    on the synthetic corpus)."""
+    from textvae.model.priors import mixture_responsibilities
+
+    m = tiny("mog", "gaussian", latent=16)
+    codes = 0.3 * torch.randn(512, 16, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        share = mixture_responsibilities(codes, m.prior_mixture()).mean(0)
+    assert float(share.min()) > 0.5 / m.config.prior_components
 
 
 def prior_grads(m: TextVAE, loss: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -335,8 +372,9 @@ def test_without_free_bits_at_beta_one_the_prior_gets_the_gradient_of_the_kl(pri
     m = tiny(prior, "gaussian").train()
     mu, logvar = m.encode(BATCH.input_ids, BATCH.lengths)
     z = m.sample_posterior(mu, logvar, torch.randn(mu.shape, generator=torch.Generator().manual_seed(3)))
-    kl_bz, fit = m.loss_kl_terms(mu, logvar, z)
-    new = prior_grads(m, kl_bz.sum(-1).mean() + fit)
+    parts = m.loss_kl_terms(mu, logvar, z)
+    fit = parts.prior_fit
+    new = prior_grads(m, parts.per_dim.sum(-1).mean() + parts.coupling.mean() + fit)
     old = prior_grads(m, m.kl_terms(mu, logvar, z).sum(-1).mean())
     assert float(fit.detach()) == 0.0
     for name in new:

@@ -20,7 +20,7 @@ form (``E_q[log q]`` exactly, ``E_q[log p]`` from the draw), which keeps its var
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from torch import Tensor
@@ -50,6 +50,17 @@ from textvae.model.priors import (
 
 if TYPE_CHECKING:
     from textvae.config import ModelConfig
+
+
+class LossKL(NamedTuple):
+    """The KL as the training loss takes it (:meth:`LatentMixin.loss_kl_terms`), nats: ``per_dim [B, Z]``
+    (free bits clamp their batch means), ``coupling [B]`` (the learned mixture's joint density against its
+    marginals; zeros for the other priors; never clamped) and ``prior_fit`` (a scalar, 0 in value: see there).
+    ``per_dim.sum(-1) + coupling`` is the KL estimate of each sentence."""
+
+    per_dim: Tensor
+    coupling: Tensor
+    prior_fit: Tensor
 
 
 def check_latent_config(c: ModelConfig) -> None:
@@ -224,39 +235,58 @@ class LatentMixin:
         Exact for ``normal``/``gaussian`` and for vMF (a constant, shared evenly). Otherwise estimated at the
         draw ``z [B, Z]``: each coordinate's closed-form negative entropy minus its log density under the
         prior's marginal, plus an equal share of what couples the coordinates (a mixture's joint density
-        against its marginals, a flow's ``-log|det|``). That share keeps the split summing to the KL, so
-        free bits (which clamp each dimension's term) guarantee the same total floor for every family."""
-        return self._kl_terms(mu, logvar, z, self.prior_mixture())
+        against its marginals, a flow's ``-log|det|``), so that the split sums to the KL. This is the split the
+        records show (``kl_per_dim``); the loss clamps a flow's share with its coordinates but keeps the
+        learned mixture's coupling outside the clamp (:meth:`loss_kl_terms`)."""
+        per_dim, coupling = self._kl_parts(mu, logvar, z, self.prior_mixture())
+        return per_dim + (coupling / per_dim.shape[-1]).unsqueeze(-1)
 
-    def loss_kl_terms(self, mu: Tensor, logvar: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
-        """What the training loss takes: :meth:`kl_terms` ``[B, Z]`` with a learned prior's parameters held
-        fixed, and that prior's own fit, a scalar whose value is 0 and whose gradient is that of
-        ``-mean_b log p(z_b)`` (codes held fixed) with respect to the prior alone.
+    def loss_kl_terms(self, mu: Tensor, logvar: Tensor, z: Tensor) -> LossKL:
+        """What the training loss takes (:class:`LossKL`): the KL split into per-coordinate terms ``[B, Z]``,
+        which free bits clamp, and the ``mog`` prior's coupling ``[B]``, which they do not, both with a learned
+        prior's parameters held fixed; and that prior's own fit, a scalar whose value is 0 and whose gradient
+        is that of ``-mean_b log p(z_b)`` (codes held fixed) with respect to the prior alone.
 
-        Why apart: free bits clamp a dimension's KL at its floor, so a prior learned through the KL gets no
-        gradient wherever the encoder sits at the floor (most of training), and beta scales it to zero at the
-        start of annealing. The fit has the KL's optimum over the prior's parameters (the posterior's entropy
-        does not depend on them), and with beta = 1 and no free bits the gradients are the same as before."""
+        Why the fit is apart: free bits clamp a dimension's KL at its floor, so a prior learned through the KL
+        gets no gradient wherever the encoder sits at the floor (most of training), and beta scales it to zero
+        at the start of annealing. The fit has the KL's optimum over the prior's parameters (the posterior's
+        entropy does not depend on them), and with beta = 1 and no free bits the gradients are the same.
+
+        Why the coupling is outside the clamp: it is the part of the KL that only a mixture has, the joint
+        density against the product of its marginals, and it is what draws the codes of similar sentences
+        onto one component. Clamped with the rest, it passes no gradient while the dimensions sit at their
+        floor, and the mixture then only describes codes laid out as under N(0, I) (measured on the synthetic
+        corpus: README, "Priors, posteriors and the compression view")."""
         mixture = self.prior_mixture()
         if mixture is None:  # nothing learned in the prior
-            return self._kl_terms(mu, logvar, z, None), mu.new_zeros(())
+            per_dim, coupling = self._kl_parts(mu, logvar, z, None)
+            return LossKL(per_dim, coupling, mu.new_zeros(()))
         held = Mixture(*(t.detach() for t in mixture))
         # The prior's parameters enter only through its density in the decoder's space.
         nll = -mixture_log_prob(self.decoder_space(z).detach(), mixture).mean()
-        return self._kl_terms(mu, logvar, z, held), nll - nll.detach()
+        per_dim, coupling = self._kl_parts(mu, logvar, z, held)
+        if self.prior_parameters is None:
+            # VampPrior: its components are the encoder's own posteriors, so an unclamped coupling pulled every
+            # code onto a pseudo-input's and the code collapsed (synthetic corpus, free bits 2: KL 2.5 nats
+            # against a floor of 32). Its coupling stays shared among the clamped terms.
+            per_dim = per_dim + (coupling / per_dim.shape[-1]).unsqueeze(-1)
+            coupling = torch.zeros_like(coupling)
+        return LossKL(per_dim, coupling, nll - nll.detach())
 
-    def _kl_terms(self, mu: Tensor, logvar: Tensor, z: Tensor, mixture: Mixture | None) -> Tensor:
+    def _kl_parts(self, mu: Tensor, logvar: Tensor, z: Tensor, mixture: Mixture | None) -> tuple[Tensor, Tensor]:
+        """The KL at the draw ``z`` as per-coordinate terms ``[B, Z]`` (a flow's ``-log|det|`` shared evenly
+        among them) and a mixture's coupling ``[B]`` (zeros for the other priors); together they sum to it."""
         c = self.config
+        no_coupling = mu.new_zeros(mu.shape[0])
         if c.posterior == "vmf":
-            return torch.full_like(mu, vmf_kl(c.latent_size, c.vmf_kappa) / c.latent_size)
+            return torch.full_like(mu, vmf_kl(c.latent_size, c.vmf_kappa) / c.latent_size), no_coupling
         if self.analytic_kl:
-            return gaussian_kl(mu, logvar)
+            return gaussian_kl(mu, logvar), no_coupling
         y, logdet = self.flow(z) if self.flow is not None else (z, z.new_zeros(z.shape[0]))
         if mixture is None:
-            marginal = -0.5 * (y.pow(2) + LOG_2PI)
-            joint = marginal.sum(-1)
+            marginal, coupling = -0.5 * (y.pow(2) + LOG_2PI), no_coupling
         else:
             marginal = mixture_marginal_log_prob(y, mixture)
-            joint = mixture_log_prob(y, mixture)
-        coupling = marginal.sum(-1) - joint - logdet  # [B]
-        return -0.5 * (1.0 + logvar + LOG_2PI) - marginal + (coupling / c.latent_size).unsqueeze(-1)
+            coupling = marginal.sum(-1) - mixture_log_prob(y, mixture)
+        per_dim = -0.5 * (1.0 + logvar + LOG_2PI) - marginal - (logdet / c.latent_size).unsqueeze(-1)
+        return per_dim, coupling

@@ -87,13 +87,21 @@ def sample_sphere(n: int, dim: int, generator: torch.Generator | None = None, de
     return g / g.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
+#: The spread of a learned mixture's initial means (times ``N(0, I)`` draws).
+MEAN_INIT_SCALE = 0.1
+
+
 class MixtureParameters(nn.Module):
-    """The learned parameters of a ``K``-component mixture prior. Means start as ``N(0, I)`` draws (spread like
-    the standard normal's mass), variances at 1, weights equal; all three are trained with the model."""
+    """The learned parameters of a ``K``-component mixture prior. Means start as small draws
+    (:data:`MEAN_INIT_SCALE` ``* N(0, I)``), variances at 1, weights equal; all three are trained with the model.
+
+    Why close together: the codes start near the origin, so every component starts with a share of them and
+    the components separate as the codes split, as EM does from a symmetric start. Drawn ``N(0, I)`` apart
+    (about ``sqrt(2 Z)``), one component took nearly every code and the others starved (synthetic corpus)."""
 
     def __init__(self, num_components: int, latent_size: int) -> None:
         super().__init__()
-        self.means = nn.Parameter(torch.randn(num_components, latent_size))
+        self.means = nn.Parameter(MEAN_INIT_SCALE * torch.randn(num_components, latent_size))
         self.logvars = nn.Parameter(torch.zeros(num_components, latent_size))
         self.logits = nn.Parameter(torch.zeros(num_components))
 

@@ -276,7 +276,9 @@ class TextVAE(LatentMixin, TextMixin, nn.Module):
                 z = self.sample_posterior(mu, logvar, eps)
             else:
                 z = self.reparameterize(mu, logvar, generator)
-            kl_bz, prior_fit = self.loss_kl_terms(mu, logvar, z)
+            kl_parts = self.loss_kl_terms(mu, logvar, z)
+            # The split the records show: the coupling shared evenly, so the terms sum to the KL.
+            kl_bz = kl_parts.per_dim + (kl_parts.coupling / kl_parts.per_dim.shape[-1]).unsqueeze(-1)
         else:
             kl_bz = ids.new_zeros((ids.shape[0], 0), dtype=torch.float)
         rec_b, num_tokens = self.sentence_nll(ids, lengths, self.decoder_code(z, labels))
@@ -286,7 +288,10 @@ class TextVAE(LatentMixin, TextMixin, nn.Module):
         loss = rec
         divergence = None
         if self.has_latent:
-            loss = rec + beta * kl_term(kl_bz, self.free_bits_floor, self.config.free_bits_mode) + prior_fit
+            # Free bits clamp the per-coordinate part; a mixture's coupling is never clamped (see
+            # LatentMixin.loss_kl_terms). Without free bits this is rec + beta * KL.
+            clamped = kl_term(kl_parts.per_dim, self.free_bits_floor, self.config.free_bits_mode)
+            loss = rec + beta * (clamped + kl_parts.coupling.mean()) + kl_parts.prior_fit
             if self.config.mmd_weight > 0 and z.shape[0] >= 2:
                 # The KL keeps each q(z|x) near the prior; this keeps their mixture (what p(z) draws
                 # should look like) on it too. Not annealed with beta, as in InfoVAE; large weights
