@@ -266,9 +266,9 @@ class LatentMixin:
         nll = -mixture_log_prob(self.decoder_space(z).detach(), mixture).mean()
         per_dim, coupling = self._kl_parts(mu, logvar, z, held)
         if self.prior_parameters is None:
-            # VampPrior: its components are the encoder's own posteriors, so an unclamped coupling pulled every
-            # code onto a pseudo-input's and the code collapsed (synthetic corpus, free bits 2: KL 2.5 nats
-            # against a floor of 32). Its coupling stays shared among the clamped terms.
+            # VampPrior: its components are the encoder's own posteriors, so an unclamped coupling pulled the
+            # codes onto the pseudo-inputs' (synthetic corpus, free bits 2: validation reconstruction 20.1 nats
+            # against 11.8 shared). Its coupling stays shared among the clamped terms.
             per_dim = per_dim + (coupling / per_dim.shape[-1]).unsqueeze(-1)
             coupling = torch.zeros_like(coupling)
         return LossKL(per_dim, coupling, nll - nll.detach())
