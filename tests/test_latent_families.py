@@ -315,7 +315,7 @@ def test_the_per_dimension_split_and_the_loss_parts_both_sum_to_the_kl_estimate(
 
 @pytest.mark.parametrize("prior", ["normal", "mog"])
 def test_free_bits_hold_the_per_coordinate_part_while_a_mixture_still_pulls_the_codes(prior):
-    """With every dimension below a huge floor, N(0, I)'s KL passes the encoder no gradient; a mixture's
+    """With every dimension below its floor, N(0, I)'s KL passes the encoder no gradient; a mixture's
     coupling still does (what draws codes onto its components), and the loss is rec + beta * (Z * floor +
     mean coupling)."""
     floor = 50.0  # far above any dimension's KL here

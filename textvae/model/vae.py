@@ -288,7 +288,7 @@ class TextVAE(LatentMixin, TextMixin, nn.Module):
         loss = rec
         divergence = None
         if self.has_latent:
-            # Free bits clamp the per-coordinate part; a mixture's coupling is never clamped (see
+            # Free bits clamp the per-coordinate part; the learned mixture's coupling is never clamped (see
             # LatentMixin.loss_kl_terms). Without free bits this is rec + beta * KL.
             clamped = kl_term(kl_parts.per_dim, self.free_bits_floor, self.config.free_bits_mode)
             loss = rec + beta * (clamped + kl_parts.coupling.mean()) + kl_parts.prior_fit
