@@ -13,6 +13,8 @@ command and the compute budget used.
     # a smoke test in a minute:
     python benchmarks/ptb_table.py --max-steps 5 --iw-samples 2 --max-test-sentences 20 --rows lm,mono \\
         --runs-dir /tmp/ptb-runs --out /tmp/RESULTS.md model.hidden_size=32 model.embedding_size=32
+    # rewrite docs/RESULTS.md from the kept row records, training nothing:
+    python benchmarks/ptb_table.py --table-only
 
 The first six rows are cumulative, each adding one fix against posterior collapse to the previous one
 (the sixth, ``pretrain``, is Li et al. 2019's recipe); ``aggressive`` is He et al. 2019's on top of the
