@@ -277,8 +277,7 @@ class TextVAE(LatentMixin, TextMixin, nn.Module):
             else:
                 z = self.reparameterize(mu, logvar, generator)
             kl_parts = self.loss_kl_terms(mu, logvar, z)
-            # The split the records show: the coupling shared evenly, so the terms sum to the KL.
-            kl_bz = kl_parts.per_dim + (kl_parts.coupling / kl_parts.per_dim.shape[-1]).unsqueeze(-1)
+            kl_bz = kl_parts.shared()  # the split the records show; its terms sum to the KL
         else:
             kl_bz = ids.new_zeros((ids.shape[0], 0), dtype=torch.float)
         rec_b, num_tokens = self.sentence_nll(ids, lengths, self.decoder_code(z, labels))
