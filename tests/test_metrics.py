@@ -269,3 +269,19 @@ def test_evaluate_corpus_with_other_priors_and_posteriors(prior, posterior):
         assert r["kl"] == pytest.approx(vmf_kl(4, m.config.vmf_kappa), rel=1e-5)
     r0 = evaluate_corpus(m, data, iw_samples=0, batch_size=5, progress=False)
     assert r0["nll_iw"] is None and math.isfinite(r0["kl"])
+
+
+def test_elbo_stats_objective_is_the_elbo_without_a_floor_and_adds_the_floor_under_a_rate_target():
+    data = [batch(6, seed=1), batch(5, seed=2)]
+    plain = elbo_stats(vae(), data, seed=0)
+    assert plain["objective"] == pytest.approx(plain["neg_elbo"], rel=1e-5)
+    torch.manual_seed(0)
+    # 40 nats over 4 dimensions: a 10-nat floor per dimension, far above an untrained encoder's KL, so
+    # the loss charges the whole floor instead of the (smaller) KL the ELBO counts.
+    floored = TextVAE(tiny(target_rate=40.0)).eval()
+    stats = elbo_stats(floored, data, seed=0)
+    assert max(stats["kl_per_dim"]) < 10.0
+    assert stats["objective"] == pytest.approx(stats["rec"] + 40.0, rel=1e-5)
+    assert stats["objective"] > stats["neg_elbo"]
+    half = elbo_stats(floored, data, seed=0, beta=0.5)
+    assert half["objective"] == pytest.approx(stats["rec"] + 20.0, rel=1e-5)

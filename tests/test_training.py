@@ -168,3 +168,28 @@ def test_train_to_completion_stops_the_script_when_training_was_interrupted(tmp_
     with pytest.raises(SystemExit) as exc:
         runs.train_to_completion(tiny_config(tmp_path / "run"), log=lambda s: None)
     assert exc.value.code == 143
+
+
+@pytest.mark.parametrize("select_by, best_is_last", [("neg_elbo", False), ("objective", True)])
+def test_select_by_picks_the_checkpoint_with_the_lowest_chosen_figure(tmp_path, monkeypatch, select_by, best_is_last):
+    import textvae.training.trainer as trainer_module
+
+    real = trainer_module.elbo_stats
+    scripted = iter([(1.0, 2.0), (2.0, 1.0)])  # (neg_elbo, objective) at the two validations: they disagree
+
+    def fake(*args, **kwargs):
+        stats = real(*args, **kwargs)
+        stats["neg_elbo"], stats["objective"] = next(scripted)
+        return stats
+
+    monkeypatch.setattr(trainer_module, "elbo_stats", fake)
+    run = tmp_path / "run"
+    Trainer(tiny_config(run, **{"train.select_by": select_by, "train.eval_every": 6}), log=lambda s: None).fit()
+    best, last = TextVAE.from_pretrained(run / "best"), TextVAE.from_pretrained(run / "last")
+    same = all(torch.equal(a, b) for a, b in zip(best.state_dict().values(), last.state_dict().values()))
+    assert same is best_is_last
+
+
+def test_select_by_rejects_an_unknown_figure(tmp_path):
+    with pytest.raises(TextVAEError, match="train.select_by must be one of neg_elbo, objective"):
+        tiny_config(tmp_path / "run", **{"train.select_by": "bleu"})

@@ -163,6 +163,11 @@ class TrainConfig:
     eval_max_sentences: int | None = None  # cap on validation sentences per evaluation
     log_every: int = 20
     early_stopping_patience: int | None = None  # evaluations without improvement before stopping
+    # The validation figure that picks best/ and drives plateau decay and early stopping: neg_elbo (the
+    # papers' choice) or objective, the loss being trained (free bits, rate target, MMD and beta_max included).
+    # They differ only where the loss is not the ELBO: under a rate target the ELBO rises as the model spends
+    # more of its allowed rate, so neg_elbo keeps an earlier, worse-reconstructing checkpoint.
+    select_by: str = "neg_elbo"
     # lr_schedule=plateau (He et al. 2019): after lr_decay_patience validations without improvement, go back
     # to the best weights and multiply the lr by lr_decay_factor; a plateau after max_lr_decays ends the run.
     lr_decay_factor: float = 0.5

@@ -27,6 +27,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.posterior": ("gaussian", "iaf", "vmf"),
     "train.lr_schedule": ("constant", "linear", "cosine", "plateau"),
     "train.on_nonfinite": ("skip", "stop"),
+    "train.select_by": ("neg_elbo", "objective"),
     "train.beta_schedule": ("constant", "linear", "logistic", "cyclical"),
     "train.precision": ("auto", "float32", "bfloat16"),
     "train.loggers": ("tensorboard", "wandb", "mlflow"),

@@ -35,25 +35,29 @@ def elbo_stats(
     *,
     seed: int = 0,
     au_threshold: float = 0.01,
+    beta: float = 1.0,
 ) -> dict[str, Any]:
     """Single-sample ELBO figures over a corpus, with a fixed sampling seed so evaluations are comparable.
 
-    Returns ``neg_elbo``, ``rec``, ``kl`` (nats per sentence), ``rec_per_token``, ``ppl_elbo``
+    Returns ``neg_elbo``, ``rec``, ``kl`` (nats per sentence), ``objective`` (the training loss at ``beta``,
+    with free bits, rate target and MMD as the model applies them per batch; nats per sentence, equal to
+    ``neg_elbo`` for a plain VAE at ``beta = 1``), ``rec_per_token``, ``ppl_elbo``
     (``exp(total neg. ELBO / total tokens)``, an upper bound on perplexity), ``au``, ``kl_per_dim``,
     ``num_sentences`` and ``num_tokens``.
     """
     gen = torch.Generator(model.device).manual_seed(seed)
-    rec = kl = 0.0
+    rec = kl = objective = 0.0
     n_sent = n_tok = 0
     mus: list[Tensor] = []
     kl_dim: Tensor | None = None
     with eval_mode(model):
         for batch in batches:
             batch = batch.to(model.device)
-            out = model(batch, beta=1.0, generator=gen)
+            out = model(batch, beta=beta, generator=gen)
             b = len(batch)
             rec += float(out.rec_per_sentence.sum())
             kl += float(out.kl_per_sentence.sum())
+            objective += float(out.loss) * b  # out.loss is a mean over the batch's sentences
             n_sent += b
             n_tok += out.num_tokens
             if out.mu is not None:
@@ -66,6 +70,7 @@ def elbo_stats(
         "neg_elbo": (rec + kl) / n_sent,
         "rec": rec / n_sent,
         "kl": kl / n_sent,
+        "objective": objective / n_sent,
         "rec_per_token": rec / max(n_tok, 1),
         "ppl_elbo": math.exp(min((rec + kl) / max(n_tok, 1), 700.0)),
         "au": active_units(mu, au_threshold) if mu is not None else 0,

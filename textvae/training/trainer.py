@@ -1,7 +1,7 @@
 """The training loop: AdamW, clipping, β and learning-rate schedules, validation, checkpoints, resume.
 
 A run directory holds ``config.yaml`` (the resolved config), ``metrics.jsonl`` (one JSON object per
-log or validation), ``best/`` (the model with the lowest validation negative ELBO) and ``last/`` (the
+log or validation), ``best/`` (the model with the lowest validation ``train.select_by``) and ``last/`` (the
 latest checkpoint, with ``trainer_state.pt`` for an exact resume).
 """
 
@@ -337,7 +337,7 @@ class Trainer:
         if tc.eval_max_sentences:
             rows = rows[: tc.eval_max_sentences]
         batches = d.valid.batches(tc.batch_size, rows)  # an unconditional model ignores the batches' labels
-        stats = elbo_stats(self.model, batches, seed=tc.seed, au_threshold=tc.au_threshold)
+        stats = elbo_stats(self.model, batches, seed=tc.seed, au_threshold=tc.au_threshold, beta=tc.beta_max)
         if tc.aggressive and st.aggressive_phase:
             stats |= after_validation(self, st, d.valid.batches(tc.batch_size, rows))
         record = {"split": "valid", "step": st.step, "beta": beta_at(max(st.step - 1, 0), tc), **stats}
@@ -358,8 +358,8 @@ class Trainer:
             f"step {st.step}: valid -ELBO {stats['neg_elbo']:.2f} rec {stats['rec']:.2f} "
             f"KL {stats['kl']:.2f} AU {stats['au']}/{m.latent_size if m.use_latent else 0}"
         )
-        if stats["neg_elbo"] < st.best_neg_elbo:
-            st.best_neg_elbo = stats["neg_elbo"]
+        if stats[tc.select_by] < st.best_neg_elbo:  # the field keeps its name for old checkpoints' sake
+            st.best_neg_elbo = stats[tc.select_by]
             st.evals_without_improvement = 0
             save_checkpoint(self.model, self.run_dir / "best", self._extra())
         else:
