@@ -164,7 +164,7 @@ class TrainConfig:
     log_every: int = 20
     early_stopping_patience: int | None = None  # evaluations without improvement before stopping
     # The validation figure that picks best/ and drives plateau decay and early stopping: neg_elbo (the
-    # papers' choice) or objective, the loss being trained (free bits, rate target, MMD and beta_max included).
+    # default) or objective, the loss being trained (free bits, rate target, MMD and beta_max included).
     # They differ only where the loss is not the ELBO: under a rate target the ELBO rises as the model spends
     # more of its allowed rate, so neg_elbo keeps an earlier, worse-reconstructing checkpoint.
     select_by: str = "neg_elbo"
