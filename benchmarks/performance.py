@@ -21,6 +21,8 @@ Every part measures the optimised code and the ``--plain`` baseline side by side
     python benchmarks/performance.py                                  # PTB LSTM config, every part
     python benchmarks/performance.py --parts train --repeats 5 --json perf.json
     python benchmarks/performance.py --plain                          # the baseline alone
+    python benchmarks/performance.py --config configs/sentences.yaml --parts train \
+        --train-file my_corpus.txt --against model.adaptive_softmax=0    # one switch, side by side
     python benchmarks/performance.py --model runs/ptb-lstm --parts generate   # a trained model
     python benchmarks/performance.py --device cuda                    # on a GPU (benchmarks/gpu.sh)
 
@@ -46,6 +48,7 @@ import torch
 from textvae.config import Config, ModelConfig
 from textvae.data.batching import batch_indices, collate
 from textvae.evaluation.likelihood import iw_nll
+from textvae.model.adaptive_softmax import TAIL_DIVISOR
 from textvae.model.decoding import DecodingConfig
 from textvae.model.fused_rnn import run_fused
 from textvae.model.precision import cpu_has_native_bf16
@@ -112,9 +115,22 @@ def _transformer_flops(m: ModelConfig, layers: int, n: np.ndarray, causal: bool,
     return float((n * per_position).sum() + layers * 4 * d * keys.sum())
 
 
-def training_flops(m: ModelConfig, words: np.ndarray) -> float | None:
+def head_flops(m: ModelConfig, positions: int, tail_targets: int = 0) -> float:
+    """Forward FLOPs of the output layer at ``positions`` real target positions, ``tail_targets`` of them
+    rare tokens: the full vocabulary projection, or with ``model.adaptive_softmax`` the head at every
+    position and the narrow tail only at the rare targets (what training computes)."""
+    h = m.hidden_size
+    if 0 < m.adaptive_softmax < m.vocab_size:
+        width = max(1, h // TAIL_DIVISOR)
+        tail = 2 * h * width + 2 * width * (m.vocab_size - m.adaptive_softmax)
+        return float(positions * 2 * h * (m.adaptive_softmax + 1) + tail_targets * tail)
+    return float(positions * (2 * h * m.vocab_size + (2 * h * m.embedding_size if m.tie_embeddings else 0)))
+
+
+def training_flops(m: ModelConfig, words: np.ndarray, tail_targets: int = 0) -> float | None:
     """Model FLOPs of one training step (forward + backward = 3x forward) on sentences of ``words`` tokens,
-    counting real positions only; None for pretrained backbones (not modelled here)."""
+    counting real positions only (``tail_targets``: how many targets fall in an adaptive softmax's tail);
+    None for pretrained backbones (not modelled here)."""
     if "pretrained" in (m.encoder, m.decoder):
         return None
     enc_n, dec_n = words + 2, words + 1  # <s> w .. </s> read by the encoder; <s> w .. predicting w .. </s>
@@ -138,13 +154,17 @@ def training_flops(m: ModelConfig, words: np.ndarray) -> float | None:
     else:
         memory = int(conditioned and m.z_conditioning in ("init", "both"))
         forward += _transformer_flops(m, m.decoder_layers, dec_n, causal=True, memory=memory)
-    head = 2 * m.hidden_size * m.vocab_size + (2 * m.hidden_size * m.embedding_size if m.tie_embeddings else 0)
-    forward += float(dec_n.sum()) * head  # the output projection, real target positions only
+    forward += head_flops(m, int(dec_n.sum()), tail_targets)  # real target positions only
     return 3.0 * forward
 
 
-def make_trainer(args: argparse.Namespace, plain: bool, tag: str) -> Trainer:
-    overrides = [*args.overrides, f"train.output_dir={Path(args.work_dir) / tag}", "train.progress=false"]
+def make_trainer(args: argparse.Namespace, plain: bool, tag: str, extra: list[str] | None = None) -> Trainer:
+    overrides = [
+        *args.overrides,
+        *(extra or []),
+        f"train.output_dir={Path(args.work_dir) / tag}",
+        "train.progress=false",
+    ]
     if args.device:
         overrides += [f"train.device={args.device}"]
     if args.train_file:
@@ -153,6 +173,16 @@ def make_trainer(args: argparse.Namespace, plain: bool, tag: str) -> Trainer:
     trainer = Trainer(cfg, log=lambda s: None)
     trainer._setup()  # data, model, optimizer, exactly as `textvae train` builds them
     return trainer
+
+
+def tail_targets(trainer: Trainer, idx: np.ndarray) -> int:
+    """How many of the batch's targets are rare tokens in an adaptive softmax's tail (0 without one)."""
+    m = trainer.config.model
+    if not 0 < m.adaptive_softmax < m.vocab_size:
+        return 0
+    b = trainer.data.train.collate(idx)
+    real = torch.arange(b.input_ids.shape[1] - 1) < (b.lengths - 1).unsqueeze(1)
+    return int(((b.input_ids[:, 1:] >= m.adaptive_softmax) & real).sum())
 
 
 def time_training(trainer: Trainer, epoch: int, steps: int, warmup: int) -> dict:
@@ -176,7 +206,7 @@ def time_training(trainer: Trainer, epoch: int, steps: int, warmup: int) -> dict
         words = trainer.data.train.lengths[idx]
         tokens += int((words + 1).sum())
         padded += len(idx) * int(words.max() + 1)
-        flops += training_flops(trainer.config.model, words) or float("nan")
+        flops += training_flops(trainer.config.model, words, tail_targets(trainer, idx)) or float("nan")
     _sync(trainer.device)
     seconds = time.perf_counter() - t0
     return {
@@ -187,8 +217,10 @@ def time_training(trainer: Trainer, epoch: int, steps: int, warmup: int) -> dict
 
 
 def bench_train(args: argparse.Namespace, peaks: dict[str, float]) -> dict:
-    modes = ["plain"] if args.plain else ["optimised", "plain"]
-    trainers = {mode: make_trainer(args, mode == "plain", mode) for mode in modes}
+    modes = ["plain"] if args.plain else ["optimised", "against" if args.against else "plain"]
+    trainers = {
+        mode: make_trainer(args, mode == "plain", mode, args.against if mode == "against" else None) for mode in modes
+    }
     runs: dict[str, list[dict]] = {mode: [] for mode in modes}
     for r in range(args.repeats):
         for mode in modes:  # interleaved: both modes see the same machine load
@@ -202,8 +234,10 @@ def bench_train(args: argparse.Namespace, peaks: dict[str, float]) -> dict:
         med["all_tokens_per_sec"] = [round(x, 1) for x in rates]
         med["spread"] = max(rates) / min(rates)  # > 1.2: the machine was busy; trust the ratio, not the rate
         out[mode] = med
-    if len(modes) == 2:
-        out["speedup"] = out["optimised"]["tokens_per_sec"] / out["plain"]["tokens_per_sec"]
+    if len(modes) == 2:  # the config as given against the baseline (plain, or the --against overrides)
+        out["speedup"] = out["optimised"]["tokens_per_sec"] / out[modes[1]]["tokens_per_sec"]
+    if args.against:
+        out["against_overrides"] = args.against
     model = trainers[modes[0]].config.model
     out["model"] = {k: getattr(model, k) for k in ("encoder", "decoder", "embedding_size", "hidden_size", "vocab_size")}
     out["batch_size"] = trainers[modes[0]].config.train.batch_size
@@ -349,6 +383,13 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--model", help="a trained model directory for generate / iwnll (default: random weights)")
     p.add_argument("--parts", default="train,generate,iwnll")
     p.add_argument("--plain", action="store_true", help="measure only the baseline (every optimisation off)")
+    p.add_argument(
+        "--against",
+        nargs="+",
+        metavar="KEY=VALUE",
+        help="train part: compare the config with these overrides instead of the plain baseline "
+        "(e.g. --against model.adaptive_softmax=0)",
+    )
     p.add_argument("--steps", type=int, default=12, help="timed training steps per repetition")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
@@ -398,7 +439,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     if "train" in parts:
         result["train"] = bench_train(args, peaks)
-        for mode in ("optimised", "plain"):
+        for mode in ("optimised", "against", "plain"):
             if mode in result["train"]:
                 r = result["train"][mode]
                 print(
@@ -408,7 +449,8 @@ def main(argv: list[str] | None = None) -> dict:
                     flush=True,
                 )
         if "speedup" in result["train"]:
-            print(f"train speedup (optimised / plain, same run): {result['train']['speedup']:.2f}x", flush=True)
+            base = "with " + " ".join(args.against) if args.against else "plain"
+            print(f"train speedup (as configured / {base}, same run): {result['train']['speedup']:.2f}x", flush=True)
     if "lstm" in parts and device.type == "cpu":
         result["lstm"] = bench_lstm(args, native)
     if "generate" in parts or "iwnll" in parts:

@@ -30,6 +30,30 @@ def test_training_flops_count_matrix_products_of_real_positions():
     assert perf.training_flops(ModelConfig(encoder="pretrained"), words) is None
 
 
+def test_training_flops_of_an_adaptive_softmax_count_the_tail_at_rare_targets_only():
+    perf = load("performance")
+    full = ModelConfig(vocab_size=100, embedding_size=8, hidden_size=16, latent_size=4)
+    adaptive = ModelConfig(vocab_size=100, embedding_size=8, hidden_size=16, latent_size=4, adaptive_softmax=20)
+    words = np.array([3, 5])
+    positions = 4 + 6
+    head, tail = 2 * 16 * 21, 2 * 16 * 4 + 2 * 4 * 80  # head + tail entry; projection to 16 // 4, 80 rare ids
+    saved = 3 * (positions * 2 * 16 * 100 - positions * head - 3 * tail)
+    assert perf.training_flops(full, words) - perf.training_flops(adaptive, words, tail_targets=3) == saved
+
+
+def test_the_training_part_compares_one_switch_side_by_side(tmp_path):
+    perf = load("performance")
+    argv = [
+        "--config", "configs/demo.yaml", "data.synthetic_size=300", "model.hidden_size=16",
+        "model.embedding_size=8", "model.adaptive_softmax=20", "--steps", "2", "--warmup", "1", "--repeats", "1",
+        "--parts", "train", "--work-dir", str(tmp_path / "work"), "--against", "model.adaptive_softmax=0",
+    ]  # fmt: skip
+    train = perf.main(argv)["train"]
+    assert set(train) >= {"optimised", "against", "speedup"} and "plain" not in train
+    assert train["against_overrides"] == ["model.adaptive_softmax=0"]
+    assert train["speedup"] == train["optimised"]["tokens_per_sec"] / train["against"]["tokens_per_sec"]
+
+
 def test_training_flops_of_a_transformer_decoder():
     """Per position: QKV, output and two feed-forward products per layer; attention 4 x width per key seen
     (causal: the positions up to it, plus the z memory slot); the vocabulary projection."""

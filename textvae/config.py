@@ -72,6 +72,9 @@ class ModelConfig:
     # concat = a projection of z added to every input embedding, both = both.
     z_conditioning: str = "both"
     tie_embeddings: bool = False  # decoder output projection shares the input embedding matrix
+    # > 0: an adaptive softmax (Grave et al. 2017) whose head holds the N most frequent tokens; the rest share
+    # a narrow tail that training only computes for rare targets. 0, or N >= the vocabulary: a plain softmax.
+    adaptive_softmax: int = 0
     dropout: float = 0.0  # on embeddings and decoder outputs
     word_dropout: float = 0.0  # Bowman et al. 2016: decoder inputs -> <unk> with this probability
     # Denoising (Shen et al. 2020): in training, the *encoder* reads a perturbed copy of the sentence (each

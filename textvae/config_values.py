@@ -53,6 +53,7 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "model.latent_size": (1, None),
     "model.embedding_size": (1, None),
     "model.hidden_size": (1, None),
+    "model.adaptive_softmax": (0, None),
     "train.max_skipped_fraction": (0.0, 1.0),
     "model.bn_gamma": (0.0, None),
     "train.lr_decay_factor": (1e-6, 1.0),

@@ -10,11 +10,18 @@ and :mod:`textvae.model.pretrained`; :mod:`textvae.model.backbones` picks one fr
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from textvae.errors import ConfigError
+from textvae.model.adaptive_softmax import AdaptiveHead
+from textvae.model.objective import token_nll
+
+if TYPE_CHECKING:
+    from textvae.config import ModelConfig
 
 
 class Encoder(nn.Module):
@@ -56,6 +63,14 @@ class Decoder(nn.Module):
     def project(self, hidden: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def token_nll(self, hidden: Tensor, targets: Tensor) -> Tensor:
+        """``-log p(target)`` per position: ``hidden [N, H]``, ``targets [N]`` -> ``[N]`` nats (float32). An
+        output layer that can score the targets alone (:class:`AdaptiveHead`) skips the full logits."""
+        head = getattr(self, "head", None)
+        if isinstance(head, AdaptiveHead):
+            return head.token_nll(hidden, targets)
+        return token_nll(self.project(hidden), targets)
+
     def reorder_state(self, state: Any, index: Tensor) -> Any:
         """Select/reorder batch entries of a state (beam search); ``index [B']`` long."""
         raise NotImplementedError
@@ -81,6 +96,16 @@ class OutputHead(nn.Module):
         if self.output is not None:
             return self.output(hidden)
         return F.linear(self.to_embedding(hidden), embedding_weight, self.out_bias)
+
+
+def build_head(cfg: ModelConfig, hidden_size: int) -> nn.Module:
+    """The decoder's output layer: an :class:`AdaptiveHead` when ``cfg.adaptive_softmax`` is set and smaller
+    than the vocabulary (so one config serves corpora of any size), else an :class:`OutputHead`."""
+    if 0 < cfg.adaptive_softmax < cfg.vocab_size:
+        if cfg.tie_embeddings:
+            raise ConfigError("model.adaptive_softmax and model.tie_embeddings cannot be combined: set one to 0/false")
+        return AdaptiveHead(hidden_size, cfg.vocab_size, cfg.adaptive_softmax)
+    return OutputHead(hidden_size, cfg.vocab_size, cfg.embedding_size, cfg.tie_embeddings)
 
 
 def rename_legacy_head_keys(state_dict: dict[str, Any], prefix: str) -> None:

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from textvae.model.base import Decoder, OutputHead, rename_legacy_head_keys
+from textvae.errors import ConfigError
+from textvae.model.base import Decoder, build_head, rename_legacy_head_keys
 from textvae.model.fused_rnn import fused_applies, run_fused
 
 if TYPE_CHECKING:
@@ -26,8 +27,8 @@ class RNNDecoder(Decoder):
 
     def __init__(self, cfg: ModelConfig, latent_size: int) -> None:
         """Built from ``cfg.decoder`` (``lstm`` | ``gru``), ``vocab_size``, ``embedding_size``, ``hidden_size``,
-        ``decoder_layers``, ``z_conditioning``, ``tie_embeddings``, ``dropout`` and ``pad_id``; ``latent_size``
-        is the width of the conditioning code (z, then the label embedding; 0 for none)."""
+        ``decoder_layers``, ``z_conditioning``, ``tie_embeddings``, ``adaptive_softmax``, ``dropout`` and ``pad_id``;
+        ``latent_size`` is the width of the conditioning code (z, then the label embedding; 0 for none)."""
         super().__init__()
         cell, vocab_size, embedding_size = cfg.decoder, cfg.vocab_size, cfg.embedding_size
         hidden_size, num_layers, dropout = cfg.hidden_size, cfg.decoder_layers, cfg.dropout
@@ -52,7 +53,7 @@ class RNNDecoder(Decoder):
         n_states = 2 if cell == "lstm" else 1
         self.z_to_state = nn.Linear(latent_size, n_states * num_layers * hidden_size) if self.z_init else None
         self.fused_rnn = cfg.fused_rnn
-        self.head = OutputHead(hidden_size, vocab_size, embedding_size, cfg.tie_embeddings)
+        self.head = build_head(cfg, hidden_size)
 
     def initial_state(self, z: Tensor | None, batch_size: int) -> Any:
         if self.z_to_state is None or z is None:
@@ -101,6 +102,10 @@ def build_decoder(cfg: ModelConfig, hf_config: Any = None) -> Decoder:
         return TransformerDecoder(cfg, latent)
     if cfg.decoder == "pretrained":
         from textvae.model.pretrained import PretrainedDecoder
+
+        if cfg.adaptive_softmax:
+            raise ConfigError("model.adaptive_softmax is for decoders trained from scratch: a pretrained decoder "
+                              "keeps its own output layer (set it to 0)")  # fmt: skip
 
         return PretrainedDecoder(
             cfg.decoder_pretrained, latent, cfg.vocab_size, cfg.z_conditioning, cfg.trust_remote_code, hf_config

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from textvae.model.base import Decoder, Encoder, OutputHead, rename_legacy_head_keys
+from textvae.model.base import Decoder, Encoder, build_head, rename_legacy_head_keys
 
 if TYPE_CHECKING:
     from textvae.config import ModelConfig
@@ -208,7 +208,8 @@ class TransformerDecoder(Decoder):
 
     def __init__(self, cfg: ModelConfig, latent_size: int) -> None:
         """Built like :class:`TransformerEncoder` (with ``decoder_layers``), plus ``z_conditioning`` and
-        ``tie_embeddings``; ``latent_size`` is the width of the conditioning code (0 for none)."""
+        ``tie_embeddings`` and ``adaptive_softmax``; ``latent_size`` is the width of the conditioning code (0 for
+        none)."""
         super().__init__()
         hidden_size, num_layers = cfg.hidden_size, cfg.decoder_layers
         self.vocab_size = cfg.vocab_size
@@ -223,7 +224,7 @@ class TransformerDecoder(Decoder):
         self.norm = nn.LayerNorm(hidden_size)
         self.z_memory = nn.Linear(latent_size, num_layers * 2 * hidden_size) if use_memory else None
         self.z_embed = nn.Linear(latent_size, hidden_size) if use_embed else None
-        self.head = OutputHead(hidden_size, cfg.vocab_size, cfg.embedding_size, cfg.tie_embeddings)
+        self.head = build_head(cfg, hidden_size)
         _init_linear(self)
 
     def initial_state(self, z: Tensor | None, batch_size: int) -> KVCache:

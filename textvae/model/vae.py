@@ -22,7 +22,7 @@ from textvae.model.decoders import build_decoder
 from textvae.model.decoding import DecodingConfig, generate
 from textvae.model.encoders import build_encoder
 from textvae.model.latent import LatentMixin
-from textvae.model.objective import kl_term, mmd, perturb_sentences, sum_per_row, token_nll, word_dropout
+from textvae.model.objective import kl_term, mmd, perturb_sentences, sum_per_row, word_dropout
 from textvae.model.precision import autocast, autocast_dtype
 from textvae.model.text_api import Posterior, TextMixin
 
@@ -247,11 +247,11 @@ class TextVAE(LatentMixin, TextMixin, nn.Module):
         with autocast(ids.device, self.inference_dtype):
             hidden, _ = self.decoder(dec_in, code)
             if not self.config.skip_padding:  # naive baseline: every position, padding included, is projected
-                nll = token_nll(self.decoder.project(hidden).flatten(0, 1), ids[:, 1:].flatten())
+                nll = self.decoder.token_nll(hidden.flatten(0, 1), ids[:, 1:].flatten())
                 return (nll.view(mask.shape) * mask).sum(1), int(mask.sum())
             # Project only real positions: padding never reaches the (vocabulary-sized) output layer.
             rows = mask.nonzero(as_tuple=True)[0]
-            nll = token_nll(self.decoder.project(hidden[mask]), ids[:, 1:][mask])
+            nll = self.decoder.token_nll(hidden[mask], ids[:, 1:][mask])
         return sum_per_row(nll, rows, ids.shape[0]), int(rows.numel())
 
     def forward(
