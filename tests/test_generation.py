@@ -183,6 +183,19 @@ def test_mix_with_attribute_vectors_and_dimensions(vae_dir, style_files, capsys)
         assert [r["source"] for r in recs] == [S1, S2] and all(r["text"] for r in recs)
 
 
+def test_mix_picks_alpha_from_the_examples_with_alpha_auto(vae_dir, style_files, capsys):
+    from textvae.evaluation.latent_use import AUTO_ALPHAS
+
+    files = ["--style-a", style_files["a"], "--style-b", style_files["b"]]
+    code, out, err = run(capsys, "mix", vae_dir, S1, *files, "--alpha", "auto", "--json", *SHORT)
+    assert code == 0, err
+    rec = json.loads(out)
+    assert rec["alpha"] in AUTO_ALPHAS and f"alpha auto: {rec['alpha']:g} (" in err
+    with pytest.raises(SystemExit) as exit_info:  # argparse's own usage error
+        main(["mix", str(vae_dir), S1, "--alpha", "lots"])
+    assert exit_info.value.code == 2 and "expected a number or 'auto', got 'lots'" in capsys.readouterr().err
+
+
 def test_mix_by_conditional_decoding(cvae_dir, capsys):
     recs = run_json(capsys, "mix", cvae_dir, S1, S2, "--target-style", "negative", *SHORT)
     assert len(recs) == 2 and recs[0]["target_style"] == "negative"

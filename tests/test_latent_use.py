@@ -12,6 +12,7 @@ from textvae.data.tokenizer import train_tokenizer
 from textvae.errors import DataError, ParameterError
 from textvae.evaluation import latent_use
 from textvae.evaluation.latent_use import (
+    choose_alpha,
     interpolation_fluency,
     lm_nll_per_token,
     pick_alpha,
@@ -130,6 +131,33 @@ def test_the_summary_averages_directions_and_the_pick_balances_share_and_bleu():
     assert pick_alpha(tie) == 1.5
     with pytest.raises(ParameterError):
         pick_alpha([])
+
+
+def test_choose_alpha_holds_out_part_of_the_examples_and_picks_from_their_tradeoff(vae, monkeypatch):
+    examples = by_sentiment(80, seed=30)
+    seen = {}
+    real_tradeoff = latent_use.transfer_tradeoff
+
+    def spy(model, rest, held, judge, alphas, **kw):
+        seen.update(rest=rest, held=held, alphas=list(alphas), judge_styles=judge.styles)
+        return real_tradeoff(model, rest, held, judge, alphas, **kw)
+
+    monkeypatch.setattr(latent_use, "transfer_tradeoff", spy)
+    alpha, summary = choose_alpha(vae, examples, alphas=[0.5, 2.0], held_out=5, seed=1)
+    assert [r["alpha"] for r in summary] == [0.5, 2.0] and alpha == pick_alpha(summary)
+    for name, texts in examples.items():
+        held, rest = seen["held"][name], seen["rest"][name]
+        assert len(held) == 5 and not set(held) & set(rest) and sorted(held + rest) == sorted(texts)
+    assert seen["judge_styles"] == ["negative", "positive"]
+    again = choose_alpha(vae, examples, alphas=[0.5, 2.0], held_out=5, seed=1)
+    assert again == (alpha, summary)  # seeded
+
+
+def test_choose_alpha_refuses_too_few_examples(vae):
+    with pytest.raises(ParameterError, match="at least 4"):
+        choose_alpha(vae, {"negative": ["the cat sat ."] * 3, "positive": ["a dog ran ."] * 10})
+    with pytest.raises(ParameterError, match="two styles"):
+        choose_alpha(vae, {"negative": ["the cat sat ."] * 10})
 
 
 # -- interpolation fluency ---------------------------------------------------------------------------------

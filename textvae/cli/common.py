@@ -177,6 +177,16 @@ def nonnegative_int(text: str) -> int:
     return _int_at_least(text, 0)
 
 
+def number_or_auto(text: str) -> float | str:
+    """argparse type: a number, or ``auto``."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
+
+
 def _int_at_least(text: str, low: int) -> int:
     try:
         value = int(text)

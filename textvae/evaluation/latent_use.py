@@ -5,7 +5,8 @@
 * :func:`transfer_tradeoff` -- attribute-vector transfer (:mod:`textvae.inference.style`) over a range of
   ``alpha``: the share of outputs an independent classifier (:class:`StyleClassifier`, trained on labelled
   sentences the VAE is not judged on) assigns to the target style, and the outputs' BLEU to their sources.
-  More ``alpha`` moves more sentences and keeps less content; :func:`pick_alpha` takes the best balance.
+  More ``alpha`` moves more sentences and keeps less content; :func:`pick_alpha` takes the best balance,
+  and :func:`choose_alpha` does all of it on a user's labelled examples (``textvae mix --alpha auto``).
 * :func:`interpolation_fluency` -- sentences decoded along straight paths between pairs of real sentences,
   scored by a separately trained language model: their per-token NLL against that of real sentences
   (a ratio near 1 means the paths read like real text), and the share of path points that differ from
@@ -120,6 +121,44 @@ def pick_alpha(summary: Sequence[dict[str, Any]]) -> float:
     if not summary:
         raise ParameterError("no trade-off rows to pick an alpha from")
     return min(summary, key=lambda r: (-round(r["gm"], 6), r["alpha"]))["alpha"]
+
+
+#: The steps :func:`choose_alpha` tries by default.
+AUTO_ALPHAS = (0.5, 1.0, 1.5, 2.0, 3.0)
+
+
+def choose_alpha(
+    model: TextVAE,
+    examples: dict[str, list[str]],
+    *,
+    alphas: Sequence[float] = AUTO_ALPHAS,
+    held_out: int = 100,
+    shift_mode: str = "uniform",
+    max_length: int = 50,
+    seed: int = 0,
+) -> tuple[float, list[dict[str, Any]]]:
+    """The ``alpha`` a user's own labelled sentences favour: :func:`transfer_tradeoff` on them, then
+    :func:`pick_alpha`. Each style's examples are shuffled (seeded); up to ``held_out`` of them (at most
+    half) are moved to every other style, and the rest train the judge (:class:`StyleClassifier`) and give
+    the attribute vectors, so no sentence judges its own transfer. Returns ``(alpha, summary)``, the
+    summary as :func:`summarize_tradeoff` gives it (both directions averaged)."""
+    if len(examples) < 2:
+        raise ParameterError("choosing alpha needs examples of at least two styles")
+    rest, held = {}, {}
+    for name, texts in examples.items():
+        texts = [t for t, ok in zip(texts, model.usable(texts)) if ok]
+        if len(texts) < 4:
+            raise ParameterError(
+                f"choosing alpha needs at least 4 readable examples of style {name!r}; got {len(texts)}"
+            )
+        texts = random.Random(seed).sample(texts, len(texts))
+        n = min(held_out, len(texts) // 2)
+        held[name], rest[name] = texts[:n], texts[n:]
+    judge = StyleClassifier.fit(rest, seed=seed)
+    summary = summarize_tradeoff(
+        transfer_tradeoff(model, rest, held, judge, alphas, max_length=max_length, shift_mode=shift_mode)
+    )
+    return pick_alpha(summary), summary
 
 
 def _check_lm(lm: TextVAE) -> None:
