@@ -1,6 +1,8 @@
 """The adaptive softmax (``model.adaptive_softmax``): a proper distribution whose scores match the fast
 target-only path, the switch's fallbacks and refusals, and a model that trains, decodes and reloads with it."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -90,3 +92,21 @@ def test_refused_combinations_and_values():
         tiny(decoder="pretrained")
     with pytest.raises(ConfigError, match="at least 0"):
         Config().apply_overrides(["model.adaptive_softmax=-5"])
+
+
+def test_training_through_the_cli_with_an_adaptive_head_then_reconstructing(tmp_path, capsys):
+    from textvae.cli import main
+
+    corpus = tmp_path / "mine.txt"
+    words = [f"w{i}" for i in range(30)]
+    corpus.write_text("".join(f"the {words[i % 30]} saw {words[(7 * i) % 30]} .\n" for i in range(200)))
+    run = tmp_path / "run"
+    config = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+    args = ["train", str(config), f"data.train={corpus}", f"train.output_dir={run}", "model.adaptive_softmax=8",
+            "model.embedding_size=16", "model.hidden_size=24", "model.latent_size=4", "train.max_steps=6",
+            "train.eval_every=6", "train.batch_size=16", "train.progress=false"]  # fmt: skip
+    assert main(args) == 0, capsys.readouterr().err
+    model = TextVAE.from_pretrained(run / "best")
+    assert isinstance(model.decoder.head, AdaptiveHead) and model.config.vocab_size > 8
+    assert main(["reconstruct", str(run / "best"), "the w3 saw w21 ."]) == 0
+    assert capsys.readouterr().out.strip()

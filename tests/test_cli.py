@@ -62,6 +62,9 @@ def test_the_own_corpus_config_trains_a_cased_untokenized_corpus_with_its_rate_t
     assert code == 0, err
     model = TextVAE.from_pretrained(tmp_path / "run")
     assert model.free_bits_floor == 8 / 4 and model.data_config.word_tokenizer == "treebank"
+    # the config's adaptive softmax head (2,000 tokens) is larger than this vocabulary: a plain softmax
+    assert model.config.adaptive_softmax == 2000 and model.config.vocab_size < 2000
+    assert type(model.decoder.head).__name__ == "OutputHead"
     assert model.decode_ids(model.token_ids(["The dog, sadly!"])) == ["the dog , sadly !"]
 
 
