@@ -29,6 +29,7 @@ from textvae.inference.style import (
     dimension_scores,
     discriminant,
     infer_labels,
+    local_attribute_vectors,
     mix_dimensions,
     searched_transfer,
     select_dimensions,
@@ -178,7 +179,7 @@ def test_mix_with_attribute_vectors_and_dimensions(vae_dir, style_files, capsys)
     assert code == 0 and out.startswith(S1) and "style dimensions" in err
     recs = run_json(capsys, "mix", vae_dir, S1, *files, "--target-style", "a", "--alpha", 1.5, "--top-p", 0.9, *SHORT)
     assert recs[0]["target_style"] == "a"
-    for mode in ("calibrated", "search"):
+    for mode in ("calibrated", "search", "local"):
         recs = run_json(capsys, "mix", vae_dir, S1, S2, *files, "--shift", mode, *SHORT)
         assert [r["source"] for r in recs] == [S1, S2] and all(r["text"] for r in recs)
 
@@ -357,6 +358,24 @@ def test_a_calibrated_shift_lands_every_sentence_on_one_discriminant_score(alpha
     assert torch.allclose(attribute_shift(z, src, tgt, alpha), shift(z, attribute_vector(src, tgt), alpha))
     with pytest.raises(ParameterError, match="shift mode"):
         attribute_shift(z, src, tgt, alpha, "sideways")
+
+
+def test_local_vectors_compare_each_sentence_with_its_nearest_examples_of_both_styles():
+    src, tgt = _two_styles(100, seed=3)
+    z = src[:7]
+    # all examples as neighbours: every row is the plain attribute vector
+    full = local_attribute_vectors(z, src, tgt, fraction=1.0)
+    assert full.shape == (7, 3) and torch.allclose(full, attribute_vector(src, tgt).expand(7, 3), atol=1e-5)
+    # two clusters per style, far apart: a sentence's vector only compares the examples of its own cluster
+    offset, far = torch.tensor([0.0, 1.0, 0.0]), torch.tensor([100.0, 0.0, 0.0])
+    a = torch.cat([torch.zeros(10, 3), torch.zeros(10, 3) + far])
+    b = torch.cat([torch.zeros(10, 3) + offset, torch.zeros(10, 3) + far + 3 * offset])
+    near_first, near_second = torch.zeros(1, 3), far.unsqueeze(0)
+    assert torch.allclose(local_attribute_vectors(near_first, a, b, fraction=0.5), offset)
+    assert torch.allclose(local_attribute_vectors(near_second, a, b, fraction=0.5), 3 * offset)
+    moved = attribute_shift(near_second, a, b, 2.0, "local")
+    assert torch.allclose(moved, near_second + 6 * offset)
+    assert local_attribute_vectors(z, src, tgt, fraction=1e-9).shape == (7, 3)  # at least one neighbour
 
 
 class _ReadableCodes:
