@@ -54,3 +54,18 @@ def test_two_processes_match_one(tmp_path):
             assert rb["sentences"] == ra["sentences"] and rb["tokens"] == ra["tokens"]
     # Rank 0 alone wrote the run: one metrics file, one set of checkpoints.
     assert (ddp / "best" / "model.safetensors").is_file() and (ddp / "last" / "trainer_state.pt").is_file()
+
+
+def test_an_adaptive_softmax_tail_without_rare_targets_does_not_stall_ddp(tmp_path):
+    """A tail that holds only the rarest token gets no gradient in most batches: DDP must not wait for it."""
+    single = tmp_path / "single"
+    Trainer(Config.from_dict(SETTINGS).apply_overrides([f"train.output_dir={single}"]), log=lambda s: None).fit()
+    vocab = json.loads((single / "best" / "config.json").read_text())["model"]["vocab_size"]
+    cfg = tmp_path / "cfg.yaml"
+    Config.from_dict(SETTINGS).apply_overrides([f"model.adaptive_softmax={vocab - 1}"]).to_yaml(cfg)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    cmd += ["-m", "textvae", "train", str(cfg), f"train.output_dir={tmp_path / 'ddp'}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "ddp" / "best" / "config.json").read_text())["model"]["adaptive_softmax"] == vocab - 1

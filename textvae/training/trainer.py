@@ -148,8 +148,10 @@ class Trainer:
         # The module that trains: DDP averages gradients across ranks; evaluation uses the bare model.
         self.train_model = self.model
         if self.dist.enabled:
-            # A frozen encoder gets no gradient for a while: DDP must not wait for its all-reduce then.
-            self.train_model = DistributedDataParallel(self.model, find_unused_parameters=m.freeze_encoder_steps > 0)
+            # A frozen encoder, or an adaptive softmax's tail in a batch without rare targets, gets no
+            # gradient: DDP must not wait for its all-reduce then.
+            unused = m.freeze_encoder_steps > 0 or 0 < m.adaptive_softmax < m.vocab_size
+            self.train_model = DistributedDataParallel(self.model, find_unused_parameters=unused)
         if tc.compile:
             self.train_model = torch.compile(self.train_model)
         recurrent = "lstm" in (m.encoder, m.decoder) or "gru" in (m.encoder, m.decoder)
