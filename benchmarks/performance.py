@@ -120,7 +120,7 @@ def head_flops(m: ModelConfig, positions: int, tail_targets: int = 0) -> float:
     rare tokens: the full vocabulary projection, or with ``model.adaptive_softmax`` the head at every
     position and the narrow tail only at the rare targets (what training computes)."""
     h = m.hidden_size
-    if 0 < m.adaptive_softmax < m.vocab_size:
+    if m.adaptive_head:
         width = max(1, h // TAIL_DIVISOR)
         tail = 2 * h * width + 2 * width * (m.vocab_size - m.adaptive_softmax)
         return float(positions * 2 * h * (m.adaptive_softmax + 1) + tail_targets * tail)
@@ -178,7 +178,7 @@ def make_trainer(args: argparse.Namespace, plain: bool, tag: str, extra: list[st
 def tail_targets(trainer: Trainer, idx: np.ndarray) -> int:
     """How many of the batch's targets are rare tokens in an adaptive softmax's tail (0 without one)."""
     m = trainer.config.model
-    if not 0 < m.adaptive_softmax < m.vocab_size:
+    if not m.adaptive_head:
         return 0
     b = trainer.data.train.collate(idx)
     real = torch.arange(b.input_ids.shape[1] - 1) < (b.lengths - 1).unsqueeze(1)
@@ -198,17 +198,19 @@ def time_training(trainer: Trainer, epoch: int, steps: int, warmup: int) -> dict
     )
     for idx in batches[:warmup]:
         trainer._train_step(idx)
-    tokens, flops, padded = 0, 0.0, 0
+    timed = batches[warmup : warmup + steps]
     _sync(trainer.device)
     t0 = time.perf_counter()
-    for idx in batches[warmup : warmup + steps]:
+    for idx in timed:
         trainer._train_step(idx)
+    _sync(trainer.device)
+    seconds = time.perf_counter() - t0
+    tokens, flops, padded = 0, 0.0, 0  # counted after the clock stops: none of it is training work
+    for idx in timed:
         words = trainer.data.train.lengths[idx]
         tokens += int((words + 1).sum())
         padded += len(idx) * int(words.max() + 1)
         flops += training_flops(trainer.config.model, words, tail_targets(trainer, idx)) or float("nan")
-    _sync(trainer.device)
-    seconds = time.perf_counter() - t0
     return {
         "tokens_per_sec": tokens / seconds,
         "gflops_per_sec": flops / seconds / 1e9,

@@ -136,6 +136,11 @@ class ModelConfig:
     eos_id: int = 2
     unk_id: int = 3
 
+    @property
+    def adaptive_head(self) -> bool:
+        """Whether the decoder's output layer is adaptive: ``adaptive_softmax`` set and below the vocabulary."""
+        return 0 < self.adaptive_softmax < self.vocab_size
+
 
 @dataclass
 class TrainConfig:

@@ -101,7 +101,7 @@ class OutputHead(nn.Module):
 def build_head(cfg: ModelConfig, hidden_size: int) -> nn.Module:
     """The decoder's output layer: an :class:`AdaptiveHead` when ``cfg.adaptive_softmax`` is set and smaller
     than the vocabulary (so one config serves corpora of any size), else an :class:`OutputHead`."""
-    if 0 < cfg.adaptive_softmax < cfg.vocab_size:
+    if cfg.adaptive_head:
         if cfg.tie_embeddings:
             raise ConfigError("model.adaptive_softmax and model.tie_embeddings cannot be combined: set one to 0/false")
         return AdaptiveHead(hidden_size, cfg.vocab_size, cfg.adaptive_softmax)

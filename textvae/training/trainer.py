@@ -150,7 +150,7 @@ class Trainer:
         if self.dist.enabled:
             # A frozen encoder, or an adaptive softmax's tail in a batch without rare targets, gets no
             # gradient: DDP must not wait for its all-reduce then.
-            unused = m.freeze_encoder_steps > 0 or 0 < m.adaptive_softmax < m.vocab_size
+            unused = m.freeze_encoder_steps > 0 or m.adaptive_head
             self.train_model = DistributedDataParallel(self.model, find_unused_parameters=unused)
         if tc.compile:
             self.train_model = torch.compile(self.train_model)
