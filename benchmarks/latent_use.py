@@ -8,8 +8,8 @@ gives the attribute vectors; the second half gives the sentences that are recons
 interpolated. It writes
 
 * ``OUT/latent_use.json``: every figure (``reconstruction``; ``transfer``: per ``--shift`` mode its rows,
-  per-alpha ``summary`` and ``picked_alpha``, and the classifier's verdicts on real sentences; ``fluency``)
-  and the command;
+  per-alpha ``summary`` and ``picked_alpha``, and the classifier's verdicts on real sentences; ``fluency``;
+  with ``--lm`` each transfer row's ``fluency_ratio`` too) and the command;
 * ``OUT/latent_use.md``: a trade-off table per mode; ``OUT/transfer_tradeoff.png``: the first mode's plot,
   ``transfer_tradeoff_<mode>.png`` the others'.
 
@@ -62,10 +62,13 @@ def read_styles(specs: list[str], seed: int) -> tuple[dict[str, list[str]], dict
 
 
 def table(summary: list[dict], picked: float) -> str:
-    rows = ["| alpha | judged the target style | BLEU to the source | GM |", "|---:|---:|---:|---:|"]
+    fluency = all("fluency_ratio" in r for r in summary)
+    head = "| alpha | judged the target style | BLEU to the source | GM |" + (" LM NLL vs sources |" if fluency else "")
+    rows = [head, "|---:|---:|---:|---:|" + ("---:|" if fluency else "")]
     for r in summary:
         mark = " (picked)" if r["alpha"] == picked else ""
-        rows.append(f"| {r['alpha']:g}{mark} | {100 * r['target_share']:.1f}% | {r['bleu']:.1f} | {r['gm']:.1f} |")
+        line = f"| {r['alpha']:g}{mark} | {100 * r['target_share']:.1f}% | {r['bleu']:.1f} | {r['gm']:.1f} |"
+        rows.append(line + (f" {r['fluency_ratio']:.3f} |" if fluency else ""))
     return "\n".join(rows)
 
 
@@ -102,9 +105,10 @@ def main(argv: list[str] | None = None) -> None:
     real = {s: judge.share(tokenizer_view(model, t), s) for s, t in held.items()}
     untouched = {s: 1 - v for s, v in real.items()} if len(real) == 2 else None
     examples = {s: t[: args.examples] for s, t in train_half.items()}
+    lm = TextVAE.from_pretrained(args.lm).eval() if args.lm else None
     transfer = {}
     for mode in args.shift:  # each shift mode over the same sentences, alphas and judge
-        rows = transfer_tradeoff(model, examples, held, judge, args.alphas, shift_mode=mode)
+        rows = transfer_tradeoff(model, examples, held, judge, args.alphas, shift_mode=mode, lm=lm)
         summary = summarize_tradeoff(rows)
         transfer[mode] = {"rows": rows, "summary": summary, "picked_alpha": pick_alpha(summary)}
 
@@ -116,8 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         "transfer": {**transfer, "real_target_share": sum(real.values()) / len(real), "real_share": real,
                      "untouched_target_share": None if untouched is None else sum(untouched.values()) / 2},
     }  # fmt: skip
-    if args.lm:
-        lm = TextVAE.from_pretrained(args.lm).eval()
+    if lm is not None:
         figures["fluency"] = interpolation_fluency(model, lm, mixed, pairs=args.pairs, steps=args.steps, seed=args.seed)
     figures["seconds"] = round(time.time() - start, 1)
 

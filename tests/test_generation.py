@@ -179,7 +179,7 @@ def test_mix_with_attribute_vectors_and_dimensions(vae_dir, style_files, capsys)
     assert code == 0 and out.startswith(S1) and "style dimensions" in err
     recs = run_json(capsys, "mix", vae_dir, S1, *files, "--target-style", "a", "--alpha", 1.5, "--top-p", 0.9, *SHORT)
     assert recs[0]["target_style"] == "a"
-    for mode in ("calibrated", "search", "local"):
+    for mode in ("calibrated", "search", "local", "edit"):
         recs = run_json(capsys, "mix", vae_dir, S1, S2, *files, "--shift", mode, *SHORT)
         assert [r["source"] for r in recs] == [S1, S2] and all(r["text"] for r in recs)
 

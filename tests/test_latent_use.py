@@ -109,6 +109,29 @@ def test_transfer_rows_cover_every_direction_and_alpha_zero_is_the_reconstructio
     assert math.isclose(rows[0]["bleu"], rec, rel_tol=1e-9)  # alpha 0 leaves the posterior mean as it is
 
 
+def test_edit_transfer_rows_and_their_fluency_under_a_language_model(vae, lm, judge):
+    examples, sources = by_sentiment(60, seed=20), {k: v[:6] for k, v in by_sentiment(60, seed=21).items()}
+    rows = transfer_tradeoff(vae, examples, sources, judge, [0.0, 1.0], shift_mode="edit", lm=lm)
+    assert [(r["shift"], r["alpha"]) for r in rows] == [("edit", a) for _ in range(2) for a in (0.0, 1.0)]
+    for r in rows:
+        assert 0 <= r["target_share"] <= 1 and 0 <= r["bleu"] <= 100 and r["fluency_ratio"] > 0
+    src = sources["negative"]
+    real = lm_nll_per_token(lm, tokenizer_view(vae, src))
+    hyps = latent_use.shifted_texts(
+        vae, vae.encode_text(src).mu, vae.encode_text(examples["negative"]).mu,
+        vae.encode_text(examples["positive"]).mu, 1.0, "edit", latent_use._greedy(50), token_ids=vae.token_ids(src),
+    )  # fmt: skip
+    assert rows[1]["fluency_ratio"] == pytest.approx(lm_nll_per_token(lm, hyps) / real)
+    summary = summarize_tradeoff(rows)
+    assert summary[1]["fluency_ratio"] == pytest.approx((rows[1]["fluency_ratio"] + rows[3]["fluency_ratio"]) / 2)
+    assert (
+        "fluency_ratio"
+        not in summarize_tradeoff([{k: v for k, v in r.items() if k != "fluency_ratio"} for r in rows])[0]
+    )
+    with pytest.raises(ParameterError, match="language model"):
+        transfer_tradeoff(vae, examples, sources, judge, [1.0], lm=vae)
+
+
 def test_transfer_refuses_styles_that_do_not_line_up(vae, judge):
     with pytest.raises(ParameterError, match="styles must match"):
         transfer_tradeoff(vae, {"negative": ["x"], "positive": ["y"]}, {"negative": ["x"]}, judge, [1.0])

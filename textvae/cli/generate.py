@@ -92,12 +92,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--shift",
-        choices=["uniform", "calibrated", "search", "local"],  # style.SHIFT_MODES (imported lazily)
+        choices=["uniform", "calibrated", "search", "local", "edit"],  # style.SHIFT_MODES (imported lazily)
         default="uniform",
         help="attribute: every sentence moves alpha (uniform, default), by its own step that lands it where "
         "alpha lands the source mean on the styles' discriminant (calibrated), by the smallest step up to "
         "alpha whose output the model reads as the target style (search), or by alpha along the vector "
-        "between its nearest 5%% of each style's examples (local)",
+        "between its nearest 5%% of each style's examples (local); or edit: keep the sentence and change "
+        "a few words until the model reads it as the target style (alpha: how hard word choices lean)",
     )
     g.add_argument("--dims", type=int, default=None, metavar="K", help="dims: take the K most style-predictive dims")
     g.add_argument(

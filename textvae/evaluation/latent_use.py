@@ -71,9 +71,12 @@ def transfer_tradeoff(
     *,
     max_length: int = 50,
     shift_mode: str = "uniform",
+    lm: TextVAE | None = None,
 ) -> list[dict[str, Any]]:
     """One record per (source style, target style, alpha): ``target_share`` (0-1, the classifier's verdict
-    on the outputs), ``bleu`` (0-100, outputs against their sources), ``n``.
+    on the outputs), ``bleu`` (0-100, outputs against their sources), ``n``; with a language model ``lm``
+    also ``fluency_ratio``: the outputs' per-token NLL under it over their sources' (near 1: they read like
+    the real sentences they came from).
 
     ``examples``: labelled sentences per style whose mean codes give the attribute vectors; ``sources``:
     other sentences per style, each moved to every other style. Every style needs both."""
@@ -82,28 +85,36 @@ def transfer_tradeoff(
     missing = sorted(set(examples) ^ set(sources)) + [s for s in examples if s not in classifier.styles]
     if missing or len(examples) < 2:
         raise ParameterError(f"styles must match across examples, sources and classifier (check {missing})")
+    if lm is not None:
+        _check_lm(lm)
     codes = encode_examples(model, examples)
     rows = []
     for src, texts in sources.items():
         texts = [t for t, ok in zip(texts, model.usable(texts)) if ok]
         mu, refs = model.encode_text(texts).mu, tokenizer_view(model, texts)
+        ids = model.token_ids(texts) if shift_mode == "edit" else None
+        real_nll = lm_nll_per_token(lm, refs) if lm is not None else None
         for tgt in sources:
             if tgt == src:
                 continue
             for alpha in alphas:
-                hyps = shifted_texts(model, mu, codes[src], codes[tgt], float(alpha), shift_mode, _greedy(max_length))
+                hyps = shifted_texts(
+                    model, mu, codes[src], codes[tgt], float(alpha), shift_mode, _greedy(max_length), token_ids=ids
+                )
                 share = classifier.share(hyps, tgt)
                 rows.append(
                     {"source": src, "target": tgt, "alpha": float(alpha), "target_share": share,
                      "bleu": corpus_bleu(refs, hyps), "n": len(hyps), "shift": shift_mode}
                 )  # fmt: skip
+                if real_nll is not None:
+                    rows[-1]["fluency_ratio"] = lm_nll_per_token(lm, hyps) / real_nll
     return rows
 
 
 def summarize_tradeoff(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Average the directions of :func:`transfer_tradeoff` per alpha -> ``{alpha, target_share, bleu, gm}``
-    sorted by alpha; ``gm`` is the geometric mean of the share (as a percentage) and BLEU, the usual single
-    figure of style transfer (both must be high for it to be)."""
+    (and ``fluency_ratio`` when the rows have it) sorted by alpha; ``gm`` is the geometric mean of the share
+    (as a percentage) and BLEU, the usual single figure of style transfer (both must be high for it to be)."""
     by_alpha: dict[float, list[dict[str, Any]]] = {}
     for r in rows:
         by_alpha.setdefault(r["alpha"], []).append(r)
@@ -113,6 +124,8 @@ def summarize_tradeoff(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         share = sum(r["target_share"] for r in rs) / len(rs)
         bleu = sum(r["bleu"] for r in rs) / len(rs)
         out.append({"alpha": alpha, "target_share": share, "bleu": bleu, "gm": math.sqrt(100 * share * bleu)})
+        if all("fluency_ratio" in r for r in rs):
+            out[-1]["fluency_ratio"] = sum(r["fluency_ratio"] for r in rs) / len(rs)
     return out
 
 

@@ -1,0 +1,138 @@
+"""Style transfer by editing (textvae.inference.style_edit), on tiny models."""
+
+import pytest
+import torch
+
+from textvae.config import DataConfig, ModelConfig
+from textvae.data import synthetic
+from textvae.data.tokenizer import train_tokenizer
+from textvae.errors import ParameterError
+from textvae.inference import style_edit
+from textvae.inference.style import SHIFT_MODES, shifted_texts, transfer_attribute
+from textvae.inference.style_edit import EditSettings, _Scorer, edit_transfer
+from textvae.model.vae import TextVAE
+
+
+def by_sentiment(n: int, seed: int) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {"negative": [], "positive": []}
+    for s in synthetic.generate(n, seed=seed):
+        out[s.factors["sentiment"]].append(s.text)
+    return out
+
+
+@pytest.fixture(scope="module")
+def vae() -> TextVAE:
+    texts = [s.text for s in synthetic.generate(200, seed=3)]
+    dcfg = DataConfig(lowercase=True, max_length=20)
+    tok = train_tokenizer(texts, dcfg)
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=tok.vocab_size, embedding_size=8, hidden_size=12, latent_size=3)
+    return TextVAE(cfg, tok, dcfg).eval()
+
+
+@pytest.fixture(scope="module")
+def codes(vae) -> dict[str, torch.Tensor]:
+    return {k: vae.encode_text(v).mu for k, v in by_sentiment(80, seed=5).items()}
+
+
+def scorer(vae, ids, codes, alpha=1.0) -> _Scorer:
+    z = vae.encode_batch(vae.batch_from_ids(ids)).mu
+    moved = style_edit.shift(z, style_edit.local_attribute_vectors(z, codes["negative"], codes["positive"]), alpha)
+    return _Scorer(vae, z, moved, codes["negative"], codes["positive"])
+
+
+def objective(sc: _Scorer, ids, cfg: EditSettings) -> torch.Tensor:
+    return sc.style(ids).clamp(max=cfg.goal) - cfg.fluency_weight * sc.nll(ids, torch.arange(len(ids)))
+
+
+def edits_apart(a: list[int], b: list[int]) -> int:
+    """Levenshtein distance of two id lists."""
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
+    return row[-1]
+
+
+def test_word_log_probs_line_up_with_the_sentence_nll(vae, codes):
+    """Position p of word_log_probs scores word p (and position n the end token): off by one, the sum
+    would not be the decoder's own NLL."""
+    ids = vae.token_ids(by_sentiment(20, seed=1)["negative"][:4])
+    sc = scorer(vae, ids, codes)
+    with torch.no_grad():
+        logp = sc.word_log_probs(ids, sc.moved)
+    for i, x in enumerate(ids):
+        total = logp[i, torch.arange(len(x)), x].sum() + logp[i, len(x), vae.config.eos_id]
+        assert float(-total) == pytest.approx(float(sc.nll([x], torch.tensor([i]))), rel=1e-4)
+
+
+def test_style_gain_is_zero_for_the_word_already_there_and_first_order_right(vae, codes):
+    ids = vae.token_ids(by_sentiment(20, seed=1)["negative"][:3])
+    sc = scorer(vae, ids, codes)
+    gain = sc.style_gain(ids)
+    for i, x in enumerate(ids):
+        assert torch.allclose(gain[i, torch.arange(len(x)), x], torch.zeros(len(x)), atol=1e-5)
+        assert (gain[i, :, sc.banned] == style_edit.NEVER).all()
+    # Moving one word's embedding a little along another's changes the style score as the gain says.
+    table = vae.encoder.input_embeddings()
+    x, p, v = ids[0], 1, 7
+    b = vae.batch_from_ids([x])
+    emb = table(b.input_ids)
+    eps = 1e-3
+    moved = emb.clone()
+    moved[0, p + 1] += eps * (table.weight[v] - table.weight[x[p]])  # +1: after <s>
+
+    def score(e):
+        mu, logvar = vae.to_posterior(vae.encoder.forward_embeddings(e, b.lengths)).float().chunk(2, -1)
+        return (vae.posterior_from_head(mu, logvar)[0] @ sc.w - sc.low) / sc.gap
+
+    with torch.no_grad():
+        finite = (score(moved) - score(emb)) / eps
+    assert float(finite) == pytest.approx(float(gain[0, p, v]), rel=1e-2, abs=1e-4)
+    assert all(p.grad is None for p in vae.parameters())  # the model's own gradients are left alone
+
+
+def test_edits_raise_the_objective_within_the_edit_budget_and_never_write_special_tokens(vae, codes):
+    ids = vae.token_ids(by_sentiment(30, seed=2)["negative"][:6]) + [[]]
+    for cfg in (EditSettings(max_edits=2), EditSettings(max_edits=3, fluency_weight=0.0, goal=5.0)):
+        out = style_edit._edit_batch(vae, [list(x) for x in ids], codes["negative"], codes["positive"], 1.5, cfg)
+        assert out[-1] == []  # an empty sentence comes back as it was
+        sc = scorer(vae, ids[:-1], codes, alpha=1.5)
+        before, after = objective(sc, ids[:-1], cfg), objective(sc, out[:-1], cfg)
+        assert (after >= before - 1e-5).all() and (after > before + 1e-6).any()
+        for x, y in zip(ids, out):
+            assert edits_apart(x, y) <= cfg.max_edits and len(y) >= len(x) - cfg.max_edits
+            assert not set(y) & {vae.config.pad_id, vae.config.bos_id, vae.config.eos_id, vae.config.unk_id}
+
+
+def test_a_sentence_already_at_the_goal_is_left_alone(vae, codes):
+    ids = vae.token_ids(by_sentiment(30, seed=2)["positive"][:5])
+    # Source examples far on the other side: every sentence scores most of the way to the target style.
+    far = codes["negative"] - 10 * (codes["positive"].mean(0) - codes["negative"].mean(0))
+    z = vae.encode_batch(vae.batch_from_ids(ids)).mu
+    assert (_Scorer(vae, z, z, far, codes["positive"]).style(ids) > 0.5).all()
+    assert edit_transfer(vae, ids, far, codes["positive"], settings=EditSettings(goal=0.5)) == ids
+
+
+def test_the_edit_shift_runs_through_the_text_functions_and_checks_its_input(vae, codes):
+    assert "edit" in SHIFT_MODES
+    sents = by_sentiment(20, seed=4)["negative"][:3]
+    out = transfer_attribute(vae, sents, codes, "positive", alpha=1.0, shift_mode="edit")
+    direct = edit_transfer(vae, vae.token_ids(sents), codes["negative"], codes["positive"], 1.0)
+    assert out == vae.decode_ids(direct, readable=True)
+    z = vae.encode_text(sents).mu
+    with pytest.raises(ParameterError, match="token ids"):
+        shifted_texts(vae, z, codes["negative"], codes["positive"], 1.0, "edit")
+    with pytest.raises(ParameterError, match="negative"):
+        edit_transfer(vae, vae.token_ids(sents), codes["negative"], codes["positive"], -1.0)
+    with pytest.raises(ParameterError, match="goal"):
+        edit_transfer(vae, vae.token_ids(sents), codes["negative"], codes["positive"], settings=EditSettings(goal=0))
+
+
+def test_without_embedding_gradients_the_search_still_edits(vae, codes, monkeypatch):
+    ids = vae.token_ids(by_sentiment(30, seed=2)["negative"][:4])
+    monkeypatch.setattr(vae.encoder, "input_embeddings", lambda: None)
+    assert scorer(vae, ids, codes).style_gain(ids) is None
+    out = edit_transfer(vae, ids, codes["negative"], codes["positive"], 1.5, EditSettings(max_edits=2))
+    assert len(out) == len(ids) and any(x != y for x, y in zip(ids, out))
