@@ -182,6 +182,11 @@ def test_mix_with_attribute_vectors_and_dimensions(vae_dir, style_files, capsys)
     for mode in ("calibrated", "search", "local", "edit"):
         recs = run_json(capsys, "mix", vae_dir, S1, S2, *files, "--shift", mode, *SHORT)
         assert [r["source"] for r in recs] == [S1, S2] and all(r["text"] for r in recs)
+    # The default is an edit with alpha 3; the decoding shifts default to alpha 1.
+    default = run_json(capsys, "mix", vae_dir, S1, S2, *files, *SHORT)
+    assert default == run_json(capsys, "mix", vae_dir, S1, S2, *files, "--shift", "edit", "--alpha", 3, *SHORT)
+    uniform = run_json(capsys, "mix", vae_dir, S1, *files, "--shift", "uniform", *SHORT)
+    assert uniform == run_json(capsys, "mix", vae_dir, S1, *files, "--shift", "uniform", "--alpha", 1, *SHORT)
 
 
 def test_mix_picks_alpha_from_the_examples_with_alpha_auto(vae_dir, style_files, capsys):

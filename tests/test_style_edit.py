@@ -95,7 +95,7 @@ def test_style_gain_is_zero_for_the_word_already_there_and_first_order_right(vae
 
 def test_edits_raise_the_objective_within_the_edit_budget_and_never_write_special_tokens(vae, codes):
     ids = vae.token_ids(by_sentiment(30, seed=2)["negative"][:6]) + [[]]
-    settings = (EditSettings(max_edits=2), EditSettings(max_edits=3, fluency_weight=0.0, goal=5.0, insert_words=3))
+    settings = (EditSettings(max_edits=2), EditSettings(max_edits=3, fluency_weight=0.0, goal=5.0))
     for cfg in settings:
         out = style_edit._edit_batch(vae, [list(x) for x in ids], codes["negative"], codes["positive"], 1.5, cfg)
         assert out[-1] == []  # an empty sentence comes back as it was

@@ -85,20 +85,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--alpha",
         type=number_or_auto,
-        default=1.0,
-        help="attribute: step along mean(target)-mean(source) (default 1), or 'auto': the step whose "
-        "style-moved share x BLEU to the source is best on a held-out part of the examples, judged by a "
-        "classifier trained on the rest (seconds; printed)",
+        default=None,
+        help="attribute: how far to move along mean(target)-mean(source) (default 3 for --shift edit, else 1), "
+        "or 'auto': the step whose style-moved share x BLEU to the source is best on a held-out part of the "
+        "examples, judged by a classifier trained on the rest (printed)",
     )
     g.add_argument(
         "--shift",
-        choices=["uniform", "calibrated", "search", "local", "edit"],  # style.SHIFT_MODES (imported lazily)
-        default="uniform",
-        help="attribute: every sentence moves alpha (uniform, default), by its own step that lands it where "
-        "alpha lands the source mean on the styles' discriminant (calibrated), by the smallest step up to "
-        "alpha whose output the model reads as the target style (search), or by alpha along the vector "
-        "between its nearest 5%% of each style's examples (local); or edit: keep the sentence and change "
-        "a few words until the model reads it as the target style (alpha: how hard word choices lean)",
+        choices=["edit", "uniform", "calibrated", "search", "local"],  # style.SHIFT_MODES (imported lazily)
+        default="edit",
+        help="attribute: edit (default) keeps the sentence and changes a few words until the model reads it "
+        "as the target style, alpha setting how hard the word choices lean; the others decode a moved code: "
+        "every sentence moved alpha (uniform), by its own step that lands it where alpha lands the source "
+        "mean on the styles' discriminant (calibrated), by the smallest step up to alpha whose output the "
+        "model reads as the target style (search), or by alpha along the vector between its nearest 5%% of "
+        "each style's examples (local)",
     )
     g.add_argument("--dims", type=int, default=None, metavar="K", help="dims: take the K most style-predictive dims")
     g.add_argument(
@@ -266,7 +267,7 @@ def run_mix(args: argparse.Namespace) -> int:
         examples, target = _style_examples(model, args)
         codes = style.encode_examples(model, examples)
         if method == "attribute":
-            alpha = args.alpha
+            alpha = style.default_alpha(args.shift) if args.alpha is None else args.alpha
             if alpha == "auto":
                 alpha = _auto_alpha(model, examples, args)
                 extra = {"alpha": alpha}

@@ -55,12 +55,22 @@ METHODS = ("attribute", "dims", "conditional")
 #: vector between its nearest examples of the two styles (see :func:`transfer_attribute`); or, ``edit``,
 #: not decoded afresh but edited a word at a time (:mod:`textvae.inference.style_edit`).
 SHIFT_MODES = ("uniform", "calibrated", "search", "local", "edit")
+#: ``textvae mix``'s alpha when none is given: 1 moves a decoded code by the distance between the style
+#: means; ``edit`` reads alpha as how hard word choices lean, and on Yelp 3 kept the most content among the
+#: settings that moved 85% of held-out tuning sentences (docs/GENERATION.md).
+DEFAULT_ALPHA = {"edit": 3.0}
 #: The steps ``search`` tries along an attribute vector: multiples of this, up to alpha.
 SEARCH_GRID = 0.25
 #: Where ``search`` counts an output as the target style: the share of the way from the discriminant's
 #: midpoint to the target style's mean score (1: as target-like as a typical target sentence). Measured on
 #: Yelp, 0 and 0.5 stopped too early: the judge disagreed with a third of the "crossed" outputs.
 SEARCH_MARGIN = 1.0
+
+
+def default_alpha(shift_mode: str) -> float:
+    """The alpha a shift mode uses when none is given (:data:`DEFAULT_ALPHA`, else 1)."""
+    return DEFAULT_ALPHA.get(shift_mode, 1.0)
+
 
 # -- labelled examples -------------------------------------------------------------------------------
 
