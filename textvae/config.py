@@ -149,9 +149,6 @@ class TrainConfig:
     output_dir: str = "runs/default"
     max_steps: int = 2000
     max_minutes: float | None = None  # also stop (evaluate, save) after this much wall-clock time per invocation
-    # With max_minutes: at the first validation, shorten max_steps to what fits the budget at the pace so far,
-    # so the lr/β schedules finish before the guard on a slower machine (textvae.training.budget).
-    fit_to_time: bool = False
     batch_size: int = 64  # sentences per batch
     max_batch_tokens: int | None = None  # if set, batches hold at most this many padded tokens
     bucket: bool = True  # group sentences of similar length into batches

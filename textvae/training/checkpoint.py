@@ -35,7 +35,6 @@ class TrainState:
     evals_without_improvement: int = 0
     skipped_steps: int = 0  # updates skipped for a non-finite loss or gradient
     lr_decays: int = 0  # validation plateaus so far (train.lr_schedule=plateau)
-    horizon: int = 0  # train.fit_to_time: the steps the schedules were fitted to (0: not fitted yet)
     aggressive_phase: bool = True  # train.aggressive: still in the aggressive phase
     best_mi: float = -math.inf  # train.aggressive: the highest validation MI so far
     log_sums: dict[str, float] = dataclasses.field(default_factory=dict)

@@ -64,16 +64,11 @@ def any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:
 
 def broadcast_flag(flag: bool, info: DistInfo, device: torch.device) -> bool:
     """Rank 0's value of ``flag`` on every rank (e.g. its early-stopping decision)."""
-    return bool(broadcast_number(float(flag), info, device))
-
-
-def broadcast_number(value: float, info: DistInfo, device: torch.device) -> float:
-    """Rank 0's ``value`` on every rank (float64, so a clock reading survives the trip exactly enough)."""
     if not info.enabled:
-        return value
-    t = torch.tensor([value], dtype=torch.float64, device=device)
+        return flag
+    t = torch.tensor([float(flag)], device=device)
     dist.broadcast(t, src=0)
-    return float(t.item())
+    return bool(t.item())
 
 
 def barrier(info: DistInfo) -> None:

@@ -22,7 +22,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from textvae.config import Config, TrainConfig
+from textvae.config import Config
 from textvae.data.batching import batch_indices
 from textvae.data.corpus import describe_cleaning
 from textvae.data.dataset import TokenizedCorpus, prepare_corpus
@@ -31,9 +31,7 @@ from textvae.evaluation.metrics import elbo_stats
 from textvae.fileio import atomic_write_text, is_disk_full
 from textvae.model.precision import autocast, autocast_dtype
 from textvae.model.vae import TextVAE
-from textvae.training import runconfig
 from textvae.training.aggressive import after_validation, check_aggressive, decoder_only, encoder_inner_loop
-from textvae.training.budget import check_budget, fit_schedule, schedule_view
 from textvae.training.checkpoint import (
     TrainState,
     find_checkpoint,
@@ -57,6 +55,14 @@ from textvae.training.guards import skip_or_stop
 from textvae.training.loggers import Trackers, send_examples
 from textvae.training.recipes import phase_at, plateau_action, reset_decoder, resets_decoder_at
 from textvae.training.records import accumulate, append_record, drop_records_after, step_figures, train_record
+from textvae.training.runconfig import (
+    check_resumed_model,
+    fine_tune_config,
+    load_initial_model,
+    resume_config,
+    with_absolute_paths,
+    with_data_values,
+)
 from textvae.training.rundir import RunLock, clear_incomplete_run, disk_full_message, holds_a_run
 from textvae.training.schedules import beta_at, lr_at
 from textvae.training.signals import stop_on_signals
@@ -79,7 +85,6 @@ class Trainer:
         tc = self.config.train
         if tc.max_steps < 1 or tc.batch_size < 1 or tc.eval_every < 1 or tc.log_every < 1:
             raise ConfigError("train.max_steps, batch_size, eval_every and log_every must be >= 1")
-        check_budget(tc)
         if tc.resume:
             self.run_dir = find_checkpoint(tc.resume).parent
         else:
@@ -92,7 +97,7 @@ class Trainer:
         try:
             if tc.resume:
                 self.checkpoint = find_checkpoint(tc.resume)  # again: it may have changed before the lock
-                self.config = runconfig.resume_config(self.config, self.run_dir)  # its own data and model, or refuse
+                self.config = resume_config(self.config, self.run_dir)  # its own data and model, or refuse
             elif holds_a_run(self.run_dir):
                 raise TextVAEError(
                     f"{self.run_dir} already holds a run; continue it with train.resume={self.run_dir} "
@@ -119,16 +124,16 @@ class Trainer:
             tokenizer, label_names = resumed.tokenizer, resumed.label_names or None
             encoder_tokenizer = resumed.encoder_tokenizer
         elif tc.init_from:
-            initial = runconfig.load_initial_model(tc.init_from, self.device, cfg.model.trust_remote_code)
-            cfg = self.config = runconfig.fine_tune_config(cfg, initial.config, initial.data_config)
+            initial = load_initial_model(tc.init_from, self.device, cfg.model.trust_remote_code)
+            cfg = self.config = fine_tune_config(cfg, initial.config, initial.data_config)
             tc = cfg.train
             tokenizer, label_names = initial.tokenizer, initial.label_names or None
             encoder_tokenizer = initial.encoder_tokenizer
         self.data: TokenizedCorpus = prepare_corpus(cfg.data, tokenizer, label_names, encoder_tokenizer)
         tok = self.data.tokenizer
-        m = cfg.model = runconfig.with_data_values(cfg.model, tok, self.data.label_names)
+        m = cfg.model = with_data_values(cfg.model, tok, self.data.label_names)
         if resumed is not None:
-            runconfig.check_resumed_model(resumed.config, m)
+            check_resumed_model(resumed.config, m)
         self.model = TextVAE(m, tok, cfg.data).to(self.device)
         self.model.label_names = list(self.data.label_names)
         if initial is not None:
@@ -158,7 +163,7 @@ class Trainer:
         self.log(f"corpus: {describe_cleaning(self.data.stats, cfg.data)}")
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            runconfig.with_absolute_paths(cfg).to_yaml(self.run_dir / "config.yaml")  # resumable from any directory
+            with_absolute_paths(cfg).to_yaml(self.run_dir / "config.yaml")  # resumable from any directory
             atomic_write_text(self.run_dir / "cleaning.json", json.dumps(self.data.stats, indent=2) + "\n")
         names = tc.loggers if self.dist.is_main else []  # one voice: rank 0 reports
         self.trackers = Trackers(names, self.run_dir, cfg.to_dict(), start_step=self.state.step, log=self.log)
@@ -212,9 +217,9 @@ class Trainer:
         with tqdm(
             total=tc.max_steps, initial=st.step, disable=not tc.progress or not self.dist.is_main, dynamic_ncols=True
         ) as bar:
-            while st.step < self.schedule.max_steps:
+            while st.step < tc.max_steps:
                 batches = batch_indices(lengths, tc.batch_size, epoch=st.epoch, **order)
-                while st.batch_in_epoch < len(batches) and st.step < self.schedule.max_steps:
+                while st.batch_in_epoch < len(batches) and st.step < tc.max_steps:
                     out = self._train_step(batches[st.batch_in_epoch])
                     st.step += 1
                     st.batch_in_epoch += 1
@@ -244,12 +249,11 @@ class Trainer:
         out_of_time = tc.max_minutes is not None and broadcast_flag(
             time.perf_counter() - started > 60 * tc.max_minutes, self.dist, self.device
         )
-        if st.step % tc.eval_every == 0 or st.step >= self.schedule.max_steps or out_of_time:
+        if st.step % tc.eval_every == 0 or st.step >= tc.max_steps or out_of_time:
             t0 = time.perf_counter()
             if self.dist.is_main:
                 self._last_eval = self._evaluate_and_checkpoint()
             barrier(self.dist)
-            fit_schedule(self, time.perf_counter() - started)  # train.fit_to_time, once
             self._window_start += time.perf_counter() - t0  # evaluation time is not training time
             if broadcast_flag(self._plateau == "decay", self.dist, self.device) and not self.dist.is_main:
                 self._back_to_best()  # rank 0 did so before saving last/
@@ -275,7 +279,7 @@ class Trainer:
     def _train_step(self, idx: np.ndarray) -> dict[str, float] | None:
         """One update on the global batch ``idx`` (this rank trains on its shard). Returns figures for
         the global batch, or None when the update was skipped (non-finite loss or gradient)."""
-        tc, step = self.schedule, self.state.step
+        tc, step = self.config.train, self.state.step
         batch = self.data.train.collate(shard(idx, self.dist)).to(self.device)
         eps = None
         if self.model.has_latent:
@@ -338,7 +342,7 @@ class Trainer:
         stats = elbo_stats(self.model, batches, seed=tc.seed, au_threshold=tc.au_threshold, beta=tc.beta_max)
         if tc.aggressive and st.aggressive_phase:
             stats |= after_validation(self, st, d.valid.batches(tc.batch_size, rows))
-        record = {"split": "valid", "step": st.step, "beta": beta_at(max(st.step - 1, 0), self.schedule), **stats}
+        record = {"split": "valid", "step": st.step, "beta": beta_at(max(st.step - 1, 0), tc), **stats}
         self._append_metrics(record)
         if not math.isfinite(stats["neg_elbo"]):
             # A model whose validation loss overflows is broken even if its weights are finite: it must not
@@ -372,15 +376,9 @@ class Trainer:
         """Continue from the best validation weights (a plateau decay; rank 0 counts it in plateau_action)."""
         best = TextVAE.from_pretrained(self.run_dir / "best", device=self.device)
         self.model.load_state_dict(best.state_dict())
-        st = self.state
+        st, tc = self.state, self.config.train
         st.lr_decays += 0 if self.dist.is_main else 1
-        lr = lr_at(st.step, self.schedule, st.lr_decays)
-        self.log(f"step {st.step}: validation plateau, best weights back; lr {lr:.3g}")
-
-    @property
-    def schedule(self) -> TrainConfig:
-        """The training config as the schedules read it: ``max_steps`` fitted to the time budget, if it was."""
-        return schedule_view(self.config.train, self.state.horizon)
+        self.log(f"step {st.step}: validation plateau, best weights back; lr {lr_at(st.step, tc, st.lr_decays):.3g}")
 
     def _save_last(self) -> None:
         last = self.run_dir / "last"
