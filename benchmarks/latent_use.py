@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         "--shift",
         nargs="+",
         choices=SHIFT_MODES,
-        default=["search", "calibrated", "uniform", "local"],
+        default=["edit", "search", "calibrated", "uniform", "local"],
         help="how far each sentence moves along the attribute vector (each mode measured)",
     )
     args = p.parse_args(argv)

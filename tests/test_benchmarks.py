@@ -216,16 +216,18 @@ def test_latent_use_benchmark_writes_every_figure(tmp_path):
         "--alphas", "0", "1", "--transfer", "10", "--reconstruct", "20", "--pairs", "4", "--steps", "4",
     ])  # fmt: skip
     figures = json.loads((out / "latent_use.json").read_text())
-    modes = ("search", "calibrated", "uniform", "local")
+    modes = ("edit", "search", "calibrated", "uniform", "local")
     for mode in modes:  # every shift mode by default, the first one's plot unsuffixed
         t = figures["transfer"][mode]
         assert [r["alpha"] for r in t["summary"]] == [0.0, 1.0]
         assert len(t["rows"]) == 4 and t["picked_alpha"] in (0.0, 1.0) and {r["shift"] for r in t["rows"]} == {mode}
+        assert all(r["fluency_ratio"] > 0 for r in t["rows"])  # --lm given: the outputs' fluency too
     assert figures["reconstruction"]["n"] == 20 and figures["fluency"]["pairs"] == 4
     pngs = ("transfer_tradeoff.png", "transfer_tradeoff_calibrated.png", "transfer_tradeoff_uniform.png")
-    for png in (*pngs, "transfer_tradeoff_local.png"):
+    for png in (*pngs, "transfer_tradeoff_local.png", "transfer_tradeoff_search.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (out / "latent_use.md").read_text().count("(picked)") == len(modes)
+    md = (out / "latent_use.md").read_text()
+    assert md.count("(picked)") == len(modes) and md.count("LM NLL vs sources") == len(modes)
     with pytest.raises(SystemExit, match="NAME=FILE"):
         bench.main(["--model", str(tmp_path / "vae"), "--out", str(out), "--style", "negative"])
 
