@@ -137,3 +137,33 @@ def test_without_embedding_gradients_the_search_still_edits(vae, codes, monkeypa
     assert scorer(vae, ids, codes).style_gain(ids) is None
     out = edit_transfer(vae, ids, codes["negative"], codes["positive"], 1.5, EditSettings(max_edits=2))
     assert len(out) == len(ids) and any(x != y for x, y in zip(ids, out))
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        {"encoder": "gru", "decoder": "gru", "rnn_pooling": "mean", "z_conditioning": "both"},
+        {"encoder": "transformer", "decoder": "transformer", "num_heads": 2},
+        {"adaptive_softmax": 12},
+        {"precision": "bfloat16"},
+    ],
+    ids=["gru", "transformer", "adaptive-softmax", "bf16"],
+)
+def test_every_architecture_edits_within_its_budget(model):
+    texts = [s.text for s in synthetic.generate(200, seed=3)]
+    dcfg = DataConfig(lowercase=True, max_length=20)
+    tok = train_tokenizer(texts, dcfg)
+    torch.manual_seed(0)
+    precision = model.pop("precision", None)
+    cfg = ModelConfig(vocab_size=tok.vocab_size, embedding_size=8, hidden_size=12, latent_size=3, **model)
+    vae = TextVAE(cfg, tok, dcfg).eval()
+    if precision:
+        vae.set_precision(precision)
+    if cfg.adaptive_softmax:
+        assert cfg.adaptive_head
+    codes = {k: vae.encode_text(v).mu for k, v in by_sentiment(80, seed=5).items()}
+    ids = vae.token_ids(by_sentiment(30, seed=2)["negative"][:5])
+    out = edit_transfer(vae, ids, codes["negative"], codes["positive"], 2.0, EditSettings(max_edits=2))
+    assert len(out) == len(ids) and any(x != y for x, y in zip(ids, out))
+    for x, y in zip(ids, out):
+        assert edits_apart(x, y) <= 2 and not set(y) & {cfg.pad_id, cfg.bos_id, cfg.eos_id, cfg.unk_id}
