@@ -198,6 +198,7 @@ class Trainer:
         finally:
             if getattr(self, "trackers", None) is not None:
                 self.trackers.close()
+            self.train_model = getattr(self, "model", None)  # the DDP wrapper (its reducer's gloo work) goes first
             cleanup(self.dist)
             self._lock.release()
 
