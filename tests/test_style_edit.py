@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from test_latent_use import by_sentiment  # synthetic sentences grouped by their sentiment
 
 from textvae.config import DataConfig, ModelConfig
 from textvae.data import synthetic
@@ -11,13 +12,6 @@ from textvae.inference import style_edit
 from textvae.inference.style import SHIFT_MODES, shifted_texts, transfer_attribute
 from textvae.inference.style_edit import EditSettings, _Scorer, edit_transfer
 from textvae.model.vae import TextVAE
-
-
-def by_sentiment(n: int, seed: int) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {"negative": [], "positive": []}
-    for s in synthetic.generate(n, seed=seed):
-        out[s.factors["sentiment"]].append(s.text)
-    return out
 
 
 @pytest.fixture(scope="module")
