@@ -161,3 +161,11 @@ def test_every_architecture_edits_within_its_budget(model):
     assert len(out) == len(ids) and any(x != y for x, y in zip(ids, out))
     for x, y in zip(ids, out):
         assert edits_apart(x, y) <= 2 and not set(y) & {cfg.pad_id, cfg.bos_id, cfg.eos_id, cfg.unk_id}
+
+
+def test_an_unknown_word_is_never_edited(vae, codes):
+    unk = vae.config.unk_id
+    ids = [x[:2] + [unk] + x[2:] for x in vae.token_ids(by_sentiment(30, seed=2)["negative"][:6])]
+    out = edit_transfer(vae, ids, codes["negative"], codes["positive"], 2.0, EditSettings(max_edits=3, goal=9.0))
+    assert any(x != y for x, y in zip(ids, out))
+    assert all(y.count(unk) == 1 for y in out)  # kept where it was: neither replaced nor deleted

@@ -141,20 +141,24 @@ class _Scorer:
 
 
 def _candidates(
-    ids: list[int], log_t: Tensor, log_s: Tensor, gain: Tensor | None, cfg: EditSettings
+    ids: list[int], log_t: Tensor, log_s: Tensor, gain: Tensor | None, cfg: EditSettings, banned: Sequence[int]
 ) -> list[list[int]]:
     """One sentence's candidate edits: ``log_t``/``log_s`` ``[T, V]`` word log-probs at the moved/source
-    code (banned tokens already at :data:`NEVER` in ``log_t`` and ``gain``), ``gain`` ``[T', V]`` or None."""
+    code (``banned`` tokens already at :data:`NEVER` in ``log_t`` and ``gain``), ``gain`` ``[T', V]`` or None.
+    A word the vocabulary lacks (``<unk>``) is never edited: its log-prob at the moved code is masked, so
+    it would always look like the most style-laden word, and the reader knows nothing better for it."""
     n = len(ids)
     pos = torch.arange(n)
+    fixed = torch.tensor([i in banned for i in ids])
     here_t, here_s = log_t[pos, ids], log_s[pos, ids]
-    positions = set((here_s - here_t).topk(min(cfg.positions, n)).indices.tolist())
+    positions = set((here_s - here_t).masked_fill(fixed, NEVER).topk(min(cfg.positions, n)).indices.tolist())
     proposal = None
     if gain is not None and cfg.gradient_positions:
         proposal = gain[:n] + cfg.fluency_weight * log_t[:n]
-        positions |= set(proposal.max(-1).values.topk(min(cfg.gradient_positions, n)).indices.tolist())
+        best_gain = proposal.max(-1).values.masked_fill(fixed, NEVER)
+        positions |= set(best_gain.topk(min(cfg.gradient_positions, n)).indices.tolist())
     out = []
-    for p in sorted(positions):
+    for p in sorted(q for q in positions if not fixed[q]):
         words = set(log_t[p].topk(cfg.words).indices.tolist())
         if cfg.contrast_words:
             words |= set((log_t[p] - log_s[p]).topk(cfg.contrast_words).indices.tolist())
@@ -213,7 +217,7 @@ def _edit_batch(
         gain = sc.style_gain(seqs)
         cands, owner = [], []
         for j, k in enumerate(todo):
-            c = _candidates(cur_ys[k], log_t[j], log_s[j], None if gain is None else gain[j], cfg)
+            c = _candidates(cur_ys[k], log_t[j], log_s[j], None if gain is None else gain[j], cfg, sc.banned)
             cands += c
             owner += [k] * len(c)
         if not cands:
