@@ -91,8 +91,7 @@ def transfer_tradeoff(
     rows = []
     for src, texts in sources.items():
         texts = [t for t, ok in zip(texts, model.usable(texts)) if ok]
-        mu, refs = model.encode_text(texts).mu, tokenizer_view(model, texts)
-        ids = model.token_ids(texts) if shift_mode == "edit" else None
+        mu, ids, refs = model.encode_text(texts).mu, model.token_ids(texts), tokenizer_view(model, texts)
         real_nll = lm_nll_per_token(lm, refs) if lm is not None else None
         for tgt in sources:
             if tgt == src:

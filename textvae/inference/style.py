@@ -176,8 +176,7 @@ def transfer_attribute(
     (``"search"``, :func:`searched_transfer`), or along the vector between its nearest examples
     (``"local"``, :func:`local_attribute_vectors`); or edit each sentence toward the target style
     (``"edit"``, :func:`~textvae.inference.style_edit.edit_transfer`)."""
-    mu = model.encode_text(sentences).mu
-    ids = model.token_ids(sentences) if shift_mode == "edit" else None
+    mu, ids = model.encode_text(sentences).mu, model.token_ids(sentences)
     src, tgt = split_styles(codes, target, source)
     return shifted_texts(model, mu, src, tgt, alpha, shift_mode, decoding, generator, ids)
 
