@@ -188,6 +188,42 @@ def test_priors_benchmark_measures_each_part_once(tmp_path):
     assert "| normal | 1 |" in summary and "| mog | 1 |" in summary
 
 
+def test_edit_settings_benchmark_scores_each_setting_on_sentences_past_start(tmp_path):
+    import torch
+
+    from textvae.config import DataConfig
+    from textvae.data import synthetic
+    from textvae.data.tokenizer import train_tokenizer
+    from textvae.model.vae import TextVAE
+
+    bench = load("edit_settings")
+    sents = synthetic.generate(200, seed=9)
+    files = {}
+    for style in ("negative", "positive"):
+        files[style] = tmp_path / f"{style}.txt"
+        files[style].write_text("".join(s.text + "\n" for s in sents if s.factors["sentiment"] == style))
+    dcfg = DataConfig(lowercase=True, max_length=20)
+    tok = train_tokenizer([s.text for s in sents], dcfg)
+    for name, use_latent in (("vae", True), ("lm", False)):
+        torch.manual_seed(0)
+        cfg = ModelConfig(vocab_size=tok.vocab_size, embedding_size=8, hidden_size=12, latent_size=3,
+                          use_latent=use_latent)  # fmt: skip
+        TextVAE(cfg, tok, dcfg).save_pretrained(tmp_path / name)
+    out = tmp_path / "settings.json"
+    args = ["--model", str(tmp_path / "vae"), "--lm", str(tmp_path / "lm"), "--out", str(out),
+            "--style", f"negative={files['negative']}", "--style", f"positive={files['positive']}",
+            "--start", "10", "--n", "8"]  # fmt: skip
+    bench.main([*args, "--setting", "alpha=2,max_edits=2", "--setting", "alpha=1,goal=1.5"])
+    figures = json.loads(out.read_text())
+    assert [s["setting"] for s in figures["settings"]] == ["alpha=2,max_edits=2", "alpha=1,goal=1.5"]
+    for s in figures["settings"]:
+        assert len(s["rows"]) == 2 and all(r["n"] == 8 for r in s["rows"])
+        assert 0 <= s["target_share"] <= 1 and 0 <= s["bleu"] <= 100 and s["fluency_ratio"] > 0
+    for bad, message in (("alpha=1,edits=3", "unknown --setting key 'edits'"), ("goal=2", "needs alpha")):
+        with pytest.raises(SystemExit, match=message):
+            bench.main([*args, "--setting", bad])
+
+
 def test_latent_use_benchmark_writes_every_figure(tmp_path):
     import torch
 
