@@ -188,7 +188,9 @@ def test_priors_benchmark_measures_each_part_once(tmp_path):
     assert "| normal | 1 |" in summary and "| mog | 1 |" in summary
 
 
-def test_edit_settings_benchmark_scores_each_setting_on_sentences_past_start(tmp_path):
+def styled_models(tmp_path: Path, sentences: int) -> dict[str, Path]:
+    """One file of synthetic sentences per sentiment, an untrained tiny VAE and language model on them:
+    ``{"negative": file, "positive": file, "vae": dir, "lm": dir}``."""
     import torch
 
     from textvae.config import DataConfig
@@ -196,12 +198,11 @@ def test_edit_settings_benchmark_scores_each_setting_on_sentences_past_start(tmp
     from textvae.data.tokenizer import train_tokenizer
     from textvae.model.vae import TextVAE
 
-    bench = load("edit_settings")
-    sents = synthetic.generate(200, seed=9)
-    files = {}
+    sents = synthetic.generate(sentences, seed=9)
+    paths = {}
     for style in ("negative", "positive"):
-        files[style] = tmp_path / f"{style}.txt"
-        files[style].write_text("".join(s.text + "\n" for s in sents if s.factors["sentiment"] == style))
+        paths[style] = tmp_path / f"{style}.txt"
+        paths[style].write_text("".join(s.text + "\n" for s in sents if s.factors["sentiment"] == style))
     dcfg = DataConfig(lowercase=True, max_length=20)
     tok = train_tokenizer([s.text for s in sents], dcfg)
     for name, use_latent in (("vae", True), ("lm", False)):
@@ -209,8 +210,15 @@ def test_edit_settings_benchmark_scores_each_setting_on_sentences_past_start(tmp
         cfg = ModelConfig(vocab_size=tok.vocab_size, embedding_size=8, hidden_size=12, latent_size=3,
                           use_latent=use_latent)  # fmt: skip
         TextVAE(cfg, tok, dcfg).save_pretrained(tmp_path / name)
+        paths[name] = tmp_path / name
+    return paths
+
+
+def test_edit_settings_benchmark_scores_each_setting_on_sentences_past_start(tmp_path):
+    bench = load("edit_settings")
+    files = styled_models(tmp_path, 200)
     out = tmp_path / "settings.json"
-    args = ["--model", str(tmp_path / "vae"), "--lm", str(tmp_path / "lm"), "--out", str(out),
+    args = ["--model", str(files["vae"]), "--lm", str(files["lm"]), "--out", str(out),
             "--style", f"negative={files['negative']}", "--style", f"positive={files['positive']}",
             "--start", "10", "--n", "8"]  # fmt: skip
     bench.main([*args, "--setting", "alpha=2,max_edits=2", "--setting", "alpha=1,goal=1.5"])
@@ -225,29 +233,11 @@ def test_edit_settings_benchmark_scores_each_setting_on_sentences_past_start(tmp
 
 
 def test_latent_use_benchmark_writes_every_figure(tmp_path):
-    import torch
-
-    from textvae.config import DataConfig
-    from textvae.data import synthetic
-    from textvae.data.tokenizer import train_tokenizer
-    from textvae.model.vae import TextVAE
-
     bench = load("latent_use")
-    sents = synthetic.generate(120, seed=9)
-    files = {}
-    for style in ("negative", "positive"):
-        files[style] = tmp_path / f"{style}.txt"
-        files[style].write_text("".join(s.text + "\n" for s in sents if s.factors["sentiment"] == style))
-    dcfg = DataConfig(lowercase=True, max_length=20)
-    tok = train_tokenizer([s.text for s in sents], dcfg)
-    for name, use_latent in (("vae", True), ("lm", False)):
-        torch.manual_seed(0)
-        cfg = ModelConfig(vocab_size=tok.vocab_size, embedding_size=8, hidden_size=12, latent_size=3,
-                          use_latent=use_latent)  # fmt: skip
-        TextVAE(cfg, tok, dcfg).save_pretrained(tmp_path / name)
+    files = styled_models(tmp_path, 120)
     out = tmp_path / "out"
     bench.main([
-        "--model", str(tmp_path / "vae"), "--lm", str(tmp_path / "lm"), "--out", str(out),
+        "--model", str(files["vae"]), "--lm", str(files["lm"]), "--out", str(out),
         "--style", f"negative={files['negative']}", "--style", f"positive={files['positive']}",
         "--alphas", "0", "1", "--transfer", "10", "--reconstruct", "20", "--pairs", "4", "--steps", "4",
     ])  # fmt: skip
