@@ -3,7 +3,7 @@
 ``benchmarks/latent_use.py`` judges the first ``--transfer`` sentences of each style file's second half;
 this one takes ``--n`` sentences from ``--start`` on in the same half (the same seeded split), so settings
 can be chosen on sentences the final figures are not measured on. Each ``--setting`` is ``alpha=A`` plus
-any :class:`~textvae.inference.style_edit.EditSettings` fields (``alpha=3,max_edits=5,goal=1.25``); every
+any :class:`~textvae.inference.style_edit.EditSettings` fields (``alpha=3,max_edits=4,goal=1.1``); every
 setting moves the sentences both ways and is scored as the benchmark scores a row: the share the judge
 (trained on the first halves) assigns to the target style, BLEU to the source and, with ``--lm``, the
 outputs' per-token NLL over their sources'. Both directions averaged; written to ``--out`` (JSON) after
@@ -36,7 +36,7 @@ from textvae.evaluation.latent_use import lm_nll_per_token, tokenizer_view  # no
 from textvae.evaluation.style_classifier import StyleClassifier  # noqa: E402
 from textvae.evaluation.text_metrics import corpus_bleu  # noqa: E402
 from textvae.inference.style import encode_examples  # noqa: E402
-from textvae.inference.style_edit import EditSettings, edit_transfer  # noqa: E402
+from textvae.inference.style_edit import EditSettings, edit_transfer, example_word_shares  # noqa: E402
 from textvae.model.vae import TextVAE  # noqa: E402
 
 
@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> None:
     model = TextVAE.from_pretrained(args.model).eval()
     lm = TextVAE.from_pretrained(args.lm).eval() if args.lm else None
     judge = StyleClassifier.fit(train_half, seed=args.seed)
-    codes = encode_examples(model, {s: t[: args.examples] for s, t in train_half.items()})
+    examples = {s: t[: args.examples] for s, t in train_half.items()}
+    codes, shares = encode_examples(model, examples), example_word_shares(model, examples)
     held = {}
     for s, t in test_half.items():
         t = t[args.start : args.start + args.n]
@@ -91,7 +92,9 @@ def main(argv: list[str] | None = None) -> None:
                 if tgt == src:
                     continue
                 with torch.no_grad():
-                    hyps = model.decode_ids(edit_transfer(model, ids, codes[src], codes[tgt], alpha, cfg))
+                    hyps = model.decode_ids(
+                        edit_transfer(model, ids, codes[src], codes[tgt], alpha, cfg, word_shares=shares)
+                    )
                 row = {"source": src, "target": tgt, "target_share": judge.share(hyps, tgt),
                        "bleu": corpus_bleu(refs, hyps), "n": len(hyps)}  # fmt: skip
                 if lm is not None:
@@ -100,7 +103,10 @@ def main(argv: list[str] | None = None) -> None:
         mean = {
             k: sum(r[k] for r in rows) / len(rows) for k in ("target_share", "bleu", "fluency_ratio") if k in rows[0]
         }
-        results["settings"].append({"setting": spec, **mean, "rows": rows, "seconds": round(time.time() - start, 1)})
+        resolved = {"alpha": alpha, **dataclasses.asdict(cfg)}  # the spec's meaning, whatever the defaults become
+        results["settings"].append(
+            {"setting": spec, "resolved": resolved, **mean, "rows": rows, "seconds": round(time.time() - start, 1)}
+        )
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
         flu = f" / {mean['fluency_ratio']:.3f}" if "fluency_ratio" in mean else ""
         print(f"{spec}: {100 * mean['target_share']:.1f}% / {mean['bleu']:.1f}{flu}", flush=True)

@@ -1,5 +1,6 @@
 """The speed benchmark runs end to end on a tiny model and its FLOP count is right (no timing asserted)."""
 
+import dataclasses
 import importlib.util
 import json
 from pathlib import Path
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 
 from textvae.config import ModelConfig
+from textvae.inference.style_edit import EditSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -224,6 +226,8 @@ def test_edit_settings_benchmark_scores_each_setting_on_sentences_past_start(tmp
     bench.main([*args, "--setting", "alpha=2,max_edits=2", "--setting", "alpha=1,goal=1.5"])
     figures = json.loads(out.read_text())
     assert [s["setting"] for s in figures["settings"]] == ["alpha=2,max_edits=2", "alpha=1,goal=1.5"]
+    first = figures["settings"][0]["resolved"]  # every field spelled out, defaults included
+    assert first == {"alpha": 2.0, **dataclasses.asdict(EditSettings(max_edits=2))}
     for s in figures["settings"]:
         assert len(s["rows"]) == 2 and all(r["n"] == 8 for r in s["rows"])
         assert 0 <= s["target_share"] <= 1 and 0 <= s["bleu"] <= 100 and s["fluency_ratio"] > 0

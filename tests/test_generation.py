@@ -167,7 +167,12 @@ def test_piecewise_path_visits_every_point():
     assert torch.equal(a1, a2) and torch.allclose(z1, z2)
 
 
-def test_mix_with_attribute_vectors_and_dimensions(vae_dir, style_files, capsys):
+def test_mix_with_attribute_vectors_and_dimensions(vae_dir, style_files, capsys, monkeypatch):
+    from textvae.inference import style
+
+    shared = []  # each edit learns which words are common in the examples (what it may write)
+    shares = style.example_word_shares
+    monkeypatch.setattr(style, "example_word_shares", lambda m, ex: shared.append(sorted(ex)) or shares(m, ex))
     data = ["--data", style_files["data"], "--label-column", "sentiment"]
     recs = run_json(capsys, "mix", vae_dir, S1, S2, *data, "--target-style", "negative", *SHORT)
     assert [r["source"] for r in recs] == [S1, S2]
@@ -182,6 +187,7 @@ def test_mix_with_attribute_vectors_and_dimensions(vae_dir, style_files, capsys)
     for mode in ("calibrated", "search", "local", "edit"):
         recs = run_json(capsys, "mix", vae_dir, S1, S2, *files, "--shift", mode, *SHORT)
         assert [r["source"] for r in recs] == [S1, S2] and all(r["text"] for r in recs)
+    assert shared == [["negative", "positive"], ["a", "b"], ["a", "b"]]  # the (default) edit shift only
     # The default is an edit with alpha 3; the decoding shifts default to alpha 1.
     default = run_json(capsys, "mix", vae_dir, S1, S2, *files, *SHORT)
     assert default == run_json(capsys, "mix", vae_dir, S1, S2, *files, "--shift", "edit", "--alpha", 3, *SHORT)

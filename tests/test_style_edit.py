@@ -10,7 +10,7 @@ from textvae.data.tokenizer import train_tokenizer
 from textvae.errors import ParameterError
 from textvae.inference import style_edit
 from textvae.inference.style import SHIFT_MODES, shifted_texts, transfer_attribute
-from textvae.inference.style_edit import EditSettings, _Scorer, edit_transfer
+from textvae.inference.style_edit import EditSettings, _Scorer, edit_transfer, example_word_shares
 from textvae.model.vae import TextVAE
 
 
@@ -169,3 +169,35 @@ def test_an_unknown_word_is_never_edited(vae, codes):
     out = edit_transfer(vae, ids, codes["negative"], codes["positive"], 2.0, EditSettings(max_edits=3, goal=9.0))
     assert any(x != y for x, y in zip(ids, out))
     assert all(y.count(unk) == 1 for y in out)  # kept where it was: neither replaced nor deleted
+
+
+def test_word_shares_count_sentences_not_tokens(vae):
+    a, b = by_sentiment(20, seed=6)["negative"][:2]
+    shares = example_word_shares(vae, {"x": [a, f"{a} {a}"], "y": [b]})
+    ids_a, ids_b = (set(x) for x in vae.token_ids([a, b]))
+    expected = torch.zeros(vae.config.vocab_size)
+    for ids, n in ((ids_a, 2), (ids_b, 1)):
+        expected[sorted(ids)] += n
+    assert torch.equal(shares, expected / 3)  # a word said twice in one sentence still counts once
+    assert float(shares.max()) <= 1.0
+
+
+def test_only_words_common_in_the_examples_are_written(vae, codes):
+    examples = by_sentiment(80, seed=5)
+    shares = example_word_shares(vae, examples)
+    ids = vae.token_ids(by_sentiment(30, seed=2)["negative"][:8])
+    cfg = EditSettings(max_edits=3, goal=9.0, min_share=0.2)
+    free = edit_transfer(vae, ids, codes["negative"], codes["positive"], 2.0, cfg)
+    kept = edit_transfer(vae, ids, codes["negative"], codes["positive"], 2.0, cfg, word_shares=shares)
+    written = [set(y) - set(x) for x, y in zip(ids, kept)]
+    assert any(x != y for x, y in zip(ids, kept))
+    assert all(float(shares[w]) >= 0.2 for new in written for w in new)
+    # Without the shares the search does write rarer words: the limit is what kept them out.
+    assert any(float(shares[w]) < 0.2 for x, y in zip(ids, free) for w in set(y) - set(x))
+    # min_share 0 lets any word be written: the same edits as without shares.
+    anyword = EditSettings(max_edits=3, goal=9.0, min_share=0.0)
+    assert edit_transfer(vae, ids, codes["negative"], codes["positive"], 2.0, anyword, word_shares=shares) == free
+    with pytest.raises(ParameterError, match="one value per word"):
+        edit_transfer(vae, ids, codes["negative"], codes["positive"], word_shares=shares[:-1])
+    with pytest.raises(ParameterError, match="min_share"):
+        EditSettings(min_share=1.5).validate()

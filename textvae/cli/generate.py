@@ -271,8 +271,9 @@ def run_mix(args: argparse.Namespace) -> int:
             if alpha == "auto":
                 alpha = _auto_alpha(model, examples, args)
                 extra = {"alpha": alpha}
+            shares = style.example_word_shares(model, examples) if args.shift == "edit" else None
             texts = style.transfer_attribute(
-                model, args.sentences, codes, target, args.source_style, alpha, decoding, g, args.shift
+                model, args.sentences, codes, target, args.source_style, alpha, decoding, g, args.shift, shares
             )
         else:
             threshold = style.DIM_THRESHOLD if args.dim_threshold is None else args.dim_threshold

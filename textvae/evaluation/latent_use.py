@@ -30,7 +30,7 @@ from textvae.evaluation.scoring import reconstruction_bleu, sentence_scores
 from textvae.evaluation.style_classifier import StyleClassifier
 from textvae.evaluation.text_metrics import corpus_bleu
 from textvae.inference.interpolation import check_path, interpolation_path
-from textvae.inference.style import encode_examples, shifted_texts
+from textvae.inference.style import encode_examples, example_word_shares, shifted_texts
 from textvae.model.decoding import DecodingConfig
 
 if TYPE_CHECKING:
@@ -88,6 +88,7 @@ def transfer_tradeoff(
     if lm is not None:
         _check_lm(lm)
     codes = encode_examples(model, examples)
+    shares = example_word_shares(model, examples) if shift_mode == "edit" else None
     rows = []
     for src, texts in sources.items():
         texts = [t for t, ok in zip(texts, model.usable(texts)) if ok]
@@ -98,8 +99,9 @@ def transfer_tradeoff(
                 continue
             for alpha in alphas:
                 hyps = shifted_texts(
-                    model, mu, codes[src], codes[tgt], float(alpha), shift_mode, _greedy(max_length), token_ids=ids
-                )
+                    model, mu, codes[src], codes[tgt], float(alpha), shift_mode, _greedy(max_length),
+                    token_ids=ids, word_shares=shares,
+                )  # fmt: skip
                 share = classifier.share(hyps, tgt)
                 rows.append(
                     {"source": src, "target": tgt, "alpha": float(alpha), "target_share": share,
