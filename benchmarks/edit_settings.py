@@ -7,7 +7,9 @@ any :class:`~textvae.inference.style_edit.EditSettings` fields (``alpha=3,max_ed
 setting moves the sentences both ways and is scored as the benchmark scores a row: the share the judge
 (trained on the first halves) assigns to the target style, BLEU to the source and, with ``--lm``, the
 outputs' per-token NLL over their sources'. Both directions averaged; written to ``--out`` (JSON) after
-each setting.
+each setting. The judge trains on the same first halves that give the attribute vectors (and the words the
+edit may write), so ``--second-judge`` files (other labelled sentences of the same styles) train a second
+one that shares no sentence with them, reported beside it.
 
 Usage (Yelp)::
 
@@ -70,6 +72,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--n", type=int, default=300, help="sentences per style")
     p.add_argument("--examples", type=int, default=2000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--second-judge", action="append", default=[], metavar="NAME=FILE",
+        help="labelled sentences (one file per style, none of the --style files) for a second judge that "
+        "shares no sentence with the examples; its verdicts are reported beside the first's",
+    )  # fmt: skip
+    p.add_argument("--second-judge-n", type=int, default=20000, help="sentences per style it trains on")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     settings = [(s, *parse_setting(s)) for s in args.setting]
@@ -77,6 +85,12 @@ def main(argv: list[str] | None = None) -> None:
     model = TextVAE.from_pretrained(args.model).eval()
     lm = TextVAE.from_pretrained(args.lm).eval() if args.lm else None
     judge = StyleClassifier.fit(train_half, seed=args.seed)
+    second = None
+    if args.second_judge:
+        other, _ = read_styles(args.second_judge, args.seed)  # its first halves: shuffled, seeded
+        if set(other) != set(train_half):
+            sys.exit(f"--second-judge must name the same styles as --style ({', '.join(sorted(train_half))})")
+        second = StyleClassifier.fit({s: t[: args.second_judge_n] for s, t in other.items()}, seed=args.seed)
     examples = {s: t[: args.examples] for s, t in train_half.items()}
     codes, shares = encode_examples(model, examples), example_word_shares(model, examples)
     held = {}
@@ -84,6 +98,8 @@ def main(argv: list[str] | None = None) -> None:
         t = t[args.start : args.start + args.n]
         held[s] = [x for x, ok in zip(t, model.usable(t)) if ok]
     results = {"command": shlex.join(["python", *sys.argv]), "settings": []}
+    if second is not None:  # how well the second judge knows real sentences of each style
+        results["second_judge_on_real"] = {s: second.share(t, s) for s, t in held.items()}
     for spec, alpha, cfg in settings:
         start, rows = time.time(), []
         for src, texts in held.items():
@@ -97,11 +113,15 @@ def main(argv: list[str] | None = None) -> None:
                     )
                 row = {"source": src, "target": tgt, "target_share": judge.share(hyps, tgt),
                        "bleu": corpus_bleu(refs, hyps), "n": len(hyps)}  # fmt: skip
+                if second is not None:
+                    row["second_judge_share"] = second.share(hyps, tgt)
                 if lm is not None:
                     row["fluency_ratio"] = lm_nll_per_token(lm, hyps) / lm_nll_per_token(lm, refs)
                 rows.append(row)
         mean = {
-            k: sum(r[k] for r in rows) / len(rows) for k in ("target_share", "bleu", "fluency_ratio") if k in rows[0]
+            k: sum(r[k] for r in rows) / len(rows)
+            for k in ("target_share", "second_judge_share", "bleu", "fluency_ratio")
+            if k in rows[0]
         }
         resolved = {"alpha": alpha, **dataclasses.asdict(cfg)}  # the spec's meaning, whatever the defaults become
         results["settings"].append(
@@ -109,7 +129,8 @@ def main(argv: list[str] | None = None) -> None:
         )
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
         flu = f" / {mean['fluency_ratio']:.3f}" if "fluency_ratio" in mean else ""
-        print(f"{spec}: {100 * mean['target_share']:.1f}% / {mean['bleu']:.1f}{flu}", flush=True)
+        two = f" (second judge {100 * mean['second_judge_share']:.1f}%)" if second is not None else ""
+        print(f"{spec}: {100 * mean['target_share']:.1f}% / {mean['bleu']:.1f}{flu}{two}", flush=True)
 
 
 if __name__ == "__main__":

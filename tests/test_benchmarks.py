@@ -223,14 +223,17 @@ def test_edit_settings_benchmark_scores_each_setting_on_sentences_past_start(tmp
     args = ["--model", str(files["vae"]), "--lm", str(files["lm"]), "--out", str(out),
             "--style", f"negative={files['negative']}", "--style", f"positive={files['positive']}",
             "--start", "10", "--n", "8"]  # fmt: skip
-    bench.main([*args, "--setting", "alpha=2,max_edits=2", "--setting", "alpha=1,goal=1.5"])
+    second = ["--second-judge", f"negative={files['negative']}", "--second-judge", f"positive={files['positive']}"]
+    bench.main([*args, *second, "--setting", "alpha=2,max_edits=2", "--setting", "alpha=1,goal=1.5"])
     figures = json.loads(out.read_text())
+    assert set(figures["second_judge_on_real"]) == {"negative", "positive"}
     assert [s["setting"] for s in figures["settings"]] == ["alpha=2,max_edits=2", "alpha=1,goal=1.5"]
     first = figures["settings"][0]["resolved"]  # every field spelled out, defaults included
     assert first == {"alpha": 2.0, **dataclasses.asdict(EditSettings(max_edits=2))}
     for s in figures["settings"]:
         assert len(s["rows"]) == 2 and all(r["n"] == 8 for r in s["rows"])
         assert 0 <= s["target_share"] <= 1 and 0 <= s["bleu"] <= 100 and s["fluency_ratio"] > 0
+        assert s["second_judge_share"] == sum(r["second_judge_share"] for r in s["rows"]) / 2
     for bad, message in (("alpha=1,edits=3", "unknown --setting key 'edits'"), ("goal=2", "needs alpha")):
         with pytest.raises(SystemExit, match=message):
             bench.main([*args, "--setting", bad])
