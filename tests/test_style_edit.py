@@ -173,12 +173,12 @@ def test_an_unknown_word_is_never_edited(vae, codes):
 
 def test_word_shares_count_sentences_not_tokens(vae):
     a, b = by_sentiment(20, seed=6)["negative"][:2]
-    shares = example_word_shares(vae, {"x": [a, f"{a} {a}"], "y": [b]})
+    shares = example_word_shares(vae, {"x": [a, f"{a} {a}", ""], "y": [b]})  # "" is no example
     ids_a, ids_b = (set(x) for x in vae.token_ids([a, b]))
     expected = torch.zeros(vae.config.vocab_size)
     for ids, n in ((ids_a, 2), (ids_b, 1)):
         expected[sorted(ids)] += n
-    assert torch.equal(shares, expected / 3)  # a word said twice in one sentence still counts once
+    assert torch.equal(shares, expected / 3)  # a word said twice in one sentence counts once
     assert float(shares.max()) <= 1.0
 
 
@@ -197,6 +197,12 @@ def test_only_words_common_in_the_examples_are_written(vae, codes):
     # min_share 0 lets any word be written: the same edits as without shares.
     anyword = EditSettings(max_edits=3, goal=9.0, min_share=0.0)
     assert edit_transfer(vae, ids, codes["negative"], codes["positive"], 2.0, anyword, word_shares=shares) == free
+    # So few words allowed that a position has fewer than `words` of them: still none of the others.
+    only = torch.zeros_like(shares)
+    only[sorted(set(ids[0]))[:2]] = 1.0
+    few = edit_transfer(vae, ids, codes["negative"], codes["positive"], 2.0, cfg, word_shares=only)
+    special = {vae.config.pad_id, vae.config.bos_id, vae.config.eos_id, vae.config.unk_id}
+    assert all(float(only[w]) == 1.0 and w not in special for x, y in zip(ids, few) for w in set(y) - set(x))
     with pytest.raises(ParameterError, match="one value per word"):
         edit_transfer(vae, ids, codes["negative"], codes["positive"], word_shares=shares[:-1])
     with pytest.raises(ParameterError, match="min_share"):

@@ -29,8 +29,8 @@ Candidate edits (the positions and words worth trying, out of ``length x vocabul
   most likely words as well made no difference in a first measurement on Yelp.)
 * only words common in the labelled examples are written (``min_share`` of their sentences; any word may
   still be replaced or deleted). Without this, the search finds rare words that the encoder happens to
-  place far on the target side ("musty", "buds" on Yelp) though a reader would not: on
-  Yelp most outputs that reached the goal yet were judged the source style had such a word.
+  place far on the target side ("musty", "buds" on Yelp) though a reader would not; on Yelp most outputs
+  judged the source style had reached the goal as the VAE reads them.
 
 This is hill climbing on a learned objective, in the spirit of edit-based transfer (CGMH, Miao et al. 2019;
 Mask-and-Infill, Wu et al. 2019) with the VAE's own latent space as the style judge, so it needs no model
@@ -182,7 +182,8 @@ def _candidates(
             words |= set((log_t[p] - log_s[p]).topk(cfg.contrast_words).indices.tolist())
         if proposal is not None and cfg.gradient_words:
             words |= set(proposal[p].topk(cfg.gradient_words).indices.tolist())
-        out += [ids[:p] + [v] + ids[p + 1 :] for v in sorted(words) if v != ids[p]]
+        # topk fills up with masked words when fewer than it asks for may be written: drop them
+        out += [ids[:p] + [v] + ids[p + 1 :] for v in sorted(words) if v != ids[p] and log_t[p, v] > NEVER / 2]
         if n > 1:
             out.append(ids[:p] + ids[p + 1 :])
     return out
@@ -225,9 +226,10 @@ def example_word_shares(model: TextVAE, examples: dict[str, list[str]]) -> Tenso
     share rather than a count, so that one threshold means the same for 100 examples as for 4,000.)"""
     counts, n = torch.zeros(model.config.vocab_size), 0
     for texts in examples.values():
-        for ids in model.token_ids(texts):
-            counts[sorted(set(ids))] += 1
-            n += 1
+        for ids, ok in zip(model.token_ids(texts), model.usable(texts)):
+            if ok:  # the sentences encode_examples keeps (not empty, not all unknown words)
+                counts[sorted(set(ids))] += 1
+                n += 1
     return counts / max(n, 1)
 
 
