@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True)
     p.add_argument("--lm", help="a saved language model (the fluency judge)")
+    p.add_argument("--edit-lm", help="a language model the edit weighs fluency by (lm_weight; not the judge)")
     p.add_argument("--style", action="append", default=[], metavar="NAME=FILE")
     p.add_argument("--setting", action="append", default=[], required=True)
     p.add_argument("--start", type=int, default=1000, help="first sentence of each second half used")
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     train_half, test_half = read_styles(args.style, args.seed)
     model = TextVAE.from_pretrained(args.model).eval()
     lm = TextVAE.from_pretrained(args.lm).eval() if args.lm else None
+    edit_lm = TextVAE.from_pretrained(args.edit_lm).eval() if args.edit_lm else None
     judge = StyleClassifier.fit(train_half, seed=args.seed)
     second = None
     if args.second_judge:
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
                     continue
                 with torch.no_grad():
                     hyps = model.decode_ids(
-                        edit_transfer(model, ids, codes[src], codes[tgt], alpha, cfg, word_shares=shares)
+                        edit_transfer(model, ids, codes[src], codes[tgt], alpha, cfg, word_shares=shares, lm=edit_lm)
                     )
                 row = {"source": src, "target": tgt, "target_share": judge.share(hyps, tgt),
                        "bleu": corpus_bleu(refs, hyps), "n": len(hyps)}  # fmt: skip
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
             for k in ("target_share", "second_judge_share", "bleu", "fluency_ratio")
             if k in rows[0]
         }
-        resolved = {"alpha": alpha, **dataclasses.asdict(cfg)}  # the spec's meaning, whatever the defaults become
+        resolved = {"alpha": alpha, **dataclasses.asdict(cfg), "edit_lm": args.edit_lm}  # whatever the defaults become
         results["settings"].append(
             {"setting": spec, "resolved": resolved, **mean, "rows": rows, "seconds": round(time.time() - start, 1)}
         )

@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model", required=True, help="a saved VAE directory (e.g. RUN/best)")
     p.add_argument("--lm", help="a saved language model directory (the fluency judge); no fluency figures without")
     p.add_argument("--style", action="append", default=[], metavar="NAME=FILE", help="labelled sentences (repeat)")
+    p.add_argument("--edit-lm", help="a language model the edit shift weighs fluency by (not the judge --lm)")
     p.add_argument("--out", required=True)
     p.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.5, 1.0, 1.5, 2.0, 3.0])
     p.add_argument("--examples", type=int, default=2000, help="sentences per style for the attribute vectors")
@@ -106,9 +107,10 @@ def main(argv: list[str] | None = None) -> None:
     untouched = {s: 1 - v for s, v in real.items()} if len(real) == 2 else None
     examples = {s: t[: args.examples] for s, t in train_half.items()}
     lm = TextVAE.from_pretrained(args.lm).eval() if args.lm else None
+    edit_lm = TextVAE.from_pretrained(args.edit_lm).eval() if args.edit_lm else None
     transfer = {}
     for mode in args.shift:  # each shift mode over the same sentences, alphas and judge
-        rows = transfer_tradeoff(model, examples, held, judge, args.alphas, shift_mode=mode, lm=lm)
+        rows = transfer_tradeoff(model, examples, held, judge, args.alphas, shift_mode=mode, lm=lm, edit_lm=edit_lm)
         summary = summarize_tradeoff(rows)
         transfer[mode] = {"rows": rows, "summary": summary, "picked_alpha": pick_alpha(summary)}
 

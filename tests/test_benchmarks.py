@@ -224,12 +224,13 @@ def test_edit_settings_benchmark_scores_each_setting_on_sentences_past_start(tmp
             "--style", f"negative={files['negative']}", "--style", f"positive={files['positive']}",
             "--start", "10", "--n", "8"]  # fmt: skip
     second = ["--second-judge", f"negative={files['negative']}", "--second-judge", f"positive={files['positive']}"]
-    bench.main([*args, *second, "--setting", "alpha=2,max_edits=2", "--setting", "alpha=1,goal=1.5"])
+    edit_lm = ["--edit-lm", str(files["lm"])]
+    bench.main([*args, *second, *edit_lm, "--setting", "alpha=2,max_edits=2", "--setting", "alpha=1,goal=1.5"])
     figures = json.loads(out.read_text())
     assert set(figures["second_judge_on_real"]) == {"negative", "positive"}
     assert [s["setting"] for s in figures["settings"]] == ["alpha=2,max_edits=2", "alpha=1,goal=1.5"]
     first = figures["settings"][0]["resolved"]  # every field spelled out, defaults included
-    assert first == {"alpha": 2.0, **dataclasses.asdict(EditSettings(max_edits=2))}
+    assert first == {"alpha": 2.0, **dataclasses.asdict(EditSettings(max_edits=2)), "edit_lm": str(files["lm"])}
     for s in figures["settings"]:
         assert len(s["rows"]) == 2 and all(r["n"] == 8 for r in s["rows"])
         assert 0 <= s["target_share"] <= 1 and 0 <= s["bleu"] <= 100 and s["fluency_ratio"] > 0
@@ -244,7 +245,7 @@ def test_latent_use_benchmark_writes_every_figure(tmp_path):
     files = styled_models(tmp_path, 120)
     out = tmp_path / "out"
     bench.main([
-        "--model", str(files["vae"]), "--lm", str(files["lm"]), "--out", str(out),
+        "--model", str(files["vae"]), "--lm", str(files["lm"]), "--edit-lm", str(files["lm"]), "--out", str(out),
         "--style", f"negative={files['negative']}", "--style", f"positive={files['positive']}",
         "--alphas", "0", "1", "--transfer", "10", "--reconstruct", "20", "--pairs", "4", "--steps", "4",
     ])  # fmt: skip

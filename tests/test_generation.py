@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from textvae.cli import main
-from textvae.config import Config
+from textvae.config import Config, ModelConfig
 from textvae.data.synthetic import generate, write_corpus
 from textvae.errors import ParameterError
 from textvae.inference.interpolation import interpolation_path, piecewise_path
@@ -193,6 +193,19 @@ def test_mix_with_attribute_vectors_and_dimensions(vae_dir, style_files, capsys,
     assert default == run_json(capsys, "mix", vae_dir, S1, S2, *files, "--shift", "edit", "--alpha", 3, *SHORT)
     uniform = run_json(capsys, "mix", vae_dir, S1, *files, "--shift", "uniform", *SHORT)
     assert uniform == run_json(capsys, "mix", vae_dir, S1, *files, "--shift", "uniform", "--alpha", 1, *SHORT)
+
+
+def test_mix_weighs_fluency_by_a_language_model_with_lm(vae_dir, style_files, capsys, tmp_path):
+    vae = TextVAE.from_pretrained(vae_dir)
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=vae.config.vocab_size, embedding_size=8, hidden_size=12, use_latent=False)
+    TextVAE(cfg, vae.require_tokenizer(), vae.data_config).save_pretrained(tmp_path / "lm")
+    files = ["--style-a", style_files["a"], "--style-b", style_files["b"], "--max-examples", 10]
+    recs = run_json(capsys, "mix", vae_dir, S1, S2, *files, "--lm", tmp_path / "lm", *SHORT)
+    assert [r["source"] for r in recs] == [S1, S2] and all(r["text"] for r in recs)
+    for bad in (["--lm", vae_dir], ["--lm", tmp_path / "lm", "--shift", "uniform"]):
+        code, _, err = run(capsys, "mix", vae_dir, S1, *files, *bad, *SHORT)
+        assert code == 2 and ("language model" in err or "--shift edit" in err)
 
 
 def test_mix_picks_alpha_from_the_examples_with_alpha_auto(vae_dir, style_files, capsys):

@@ -111,12 +111,12 @@ def test_transfer_rows_cover_every_direction_and_alpha_zero_is_the_reconstructio
 
 def test_edit_transfer_rows_and_their_fluency_under_a_language_model(vae, lm, judge, monkeypatch):
     examples, sources = by_sentiment(60, seed=20), {k: v[:6] for k, v in by_sentiment(60, seed=21).items()}
-    given = []  # the edit writes only words common in the examples: their shares reach every call
+    given = []  # the edit writes only words common in the examples, weighing fluency by edit_lm: both reach it
     shifted = latent_use.shifted_texts
-    monkeypatch.setattr(latent_use, "shifted_texts", lambda *a, **k: given.append(k["word_shares"]) or shifted(*a, **k))
-    rows = transfer_tradeoff(vae, examples, sources, judge, [0.0, 1.0], shift_mode="edit", lm=lm)
+    monkeypatch.setattr(latent_use, "shifted_texts", lambda *a, **k: given.append(k) or shifted(*a, **k))
+    rows = transfer_tradeoff(vae, examples, sources, judge, [0.0, 1.0], shift_mode="edit", lm=lm, edit_lm=lm)
     shares = latent_use.example_word_shares(vae, examples)
-    assert len(given) == 4 and all(torch.equal(g, shares) for g in given)
+    assert len(given) == 4 and all(torch.equal(g["word_shares"], shares) and g["edit_lm"] is lm for g in given)
     assert [(r["shift"], r["alpha"]) for r in rows] == [("edit", a) for _ in range(2) for a in (0.0, 1.0)]
     for r in rows:
         assert 0 <= r["target_share"] <= 1 and 0 <= r["bleu"] <= 100 and r["fluency_ratio"] > 0
@@ -125,7 +125,7 @@ def test_edit_transfer_rows_and_their_fluency_under_a_language_model(vae, lm, ju
     hyps = shifted(
         vae, vae.encode_text(src).mu, vae.encode_text(examples["negative"]).mu,
         vae.encode_text(examples["positive"]).mu, 1.0, "edit", latent_use._greedy(50), token_ids=vae.token_ids(src),
-        word_shares=shares,
+        word_shares=shares, edit_lm=lm,
     )  # fmt: skip
     assert rows[1]["fluency_ratio"] == pytest.approx(lm_nll_per_token(lm, hyps) / real)
     summary = summarize_tradeoff(rows)

@@ -1,5 +1,7 @@
 """Style transfer by editing (textvae.inference.style_edit), on tiny models."""
 
+import dataclasses
+
 import pytest
 import torch
 from test_latent_use import by_sentiment  # synthetic sentences grouped by their sentiment
@@ -207,3 +209,28 @@ def test_only_words_common_in_the_examples_are_written(vae, codes):
         edit_transfer(vae, ids, codes["negative"], codes["positive"], word_shares=shares[:-1])
     with pytest.raises(ParameterError, match="min_share"):
         EditSettings(min_share=1.5).validate()
+
+
+def test_a_language_model_adds_its_nll_to_the_cost_and_is_checked(vae, codes):
+    torch.manual_seed(1)
+    cfg = ModelConfig(vocab_size=vae.config.vocab_size, embedding_size=8, hidden_size=12, use_latent=False)
+    lm = TextVAE(cfg, vae.require_tokenizer(), vae.data_config).eval()
+    ids = vae.token_ids(by_sentiment(30, seed=2)["negative"][:6])
+    settings = EditSettings(max_edits=3, lm_weight=0.5)
+    out = edit_transfer(vae, ids, codes["negative"], codes["positive"], 1.5, settings, lm=lm)
+    sc = scorer(vae, ids, codes, alpha=1.5)
+
+    def with_lm(seqs):
+        b = lm.batch_from_ids(seqs)
+        return objective(sc, seqs, settings) - settings.lm_weight * lm.sentence_nll(b.input_ids, b.lengths, None)[0]
+
+    assert (with_lm(out) >= with_lm(ids) - 1e-5).all()  # the search climbs the objective with the LM's term
+    assert out != edit_transfer(vae, ids, codes["negative"], codes["positive"], 1.5, settings)  # and it counts
+    with pytest.raises(ParameterError, match="language model"):
+        edit_transfer(vae, ids, codes["negative"], codes["positive"], lm=vae)
+    other = train_tokenizer(["a different corpus of words"], DataConfig(lowercase=True))
+    stranger = TextVAE(dataclasses.replace(cfg, vocab_size=other.vocab_size), other, vae.data_config)
+    with pytest.raises(ParameterError, match="vocabulary"):
+        edit_transfer(vae, ids, codes["negative"], codes["positive"], lm=stranger)
+    with pytest.raises(ParameterError, match="weights"):
+        EditSettings(lm_weight=-1).validate()

@@ -138,14 +138,14 @@ def with_bans(decoding, args: argparse.Namespace, model):
     return dataclasses.replace(decoding, bad_ids=tuple(ids))
 
 
-def load_model(args: argparse.Namespace):
-    """``TextVAE.from_pretrained(args.model)`` on ``args.device`` in ``args.precision`` (errors are user
-    errors)."""
+def load_model(args: argparse.Namespace, path: str | None = None):
+    """``TextVAE.from_pretrained(args.model)`` (or ``path``) on ``args.device`` in ``args.precision`` (errors
+    are user errors)."""
     from textvae.model.vae import TextVAE
     from textvae.training.devices import resolve_device
 
     model = TextVAE.from_pretrained(
-        args.model, device=resolve_device(args.device, "--device"), revision=getattr(args, "revision", None)
+        path or args.model, device=resolve_device(args.device, "--device"), revision=getattr(args, "revision", None)
     )
     model.set_precision(getattr(args, "precision", "float32"))
     return model
@@ -231,3 +231,21 @@ def load_data(args: argparse.Namespace, model: TextVAE, label_columns: tuple[str
     )
     print(f"{args.data}: {data.describe()}", file=sys.stderr)
     return data
+
+
+def generation_command(
+    sub: argparse._SubParsersAction, name: str, summary: str, output: str, decoding: bool = True
+) -> argparse.ArgumentParser:
+    """A generation subcommand's parser: the model arguments and, unless ``decoding`` is False, decoding."""
+    p = sub.add_parser(name, help=summary, description=f"{summary[0].upper()}{summary[1:]}. {output}.")
+    add_model_args(p)
+    if decoding:
+        add_decoding_args(p)
+    return p
+
+
+def seeded_generator(model, args: argparse.Namespace):
+    """A torch generator seeded from ``--seed`` on the model's device (None without a seed)."""
+    from textvae.inference.sampling import seeded
+
+    return seeded(model, args.seed)

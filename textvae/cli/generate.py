@@ -5,17 +5,16 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from textvae.cli import mix
 from textvae.cli.common import (
-    add_decoding_args,
-    add_model_args,
     decoding_from_args,
     emit,
+    generation_command,
     load_model,
-    number_or_auto,
     require_text,
+    seeded_generator,
     with_bans,
 )
 from textvae.errors import DataError, TextVAEError
@@ -24,7 +23,7 @@ _LABEL_HELP = "label for a conditional model (model.conditional=true): encode an
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = _command(sub, "sample", "sentences from the prior, or near a given sentence", 'JSON: {"text": ...}')
+    p = generation_command(sub, "sample", "sentences from the prior, or near a given sentence", 'JSON: {"text": ...}')
     p.add_argument("-n", "--num", type=int, default=10, help="how many sentences (default 10)")
     p.add_argument("--near", metavar="TEXT", help="sample around this sentence instead of from the prior")
     p.add_argument(
@@ -37,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label", help="class to generate, for a conditional model")
     p.set_defaults(func=run_sample)
 
-    p = _command(
+    p = generation_command(
         sub,
         "interpolate",
         "decode a path between sentences' posterior means (or random prior points)",
@@ -57,58 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label", help=_LABEL_HELP)
     p.set_defaults(func=run_interpolate)
 
-    p = _command(
-        sub,
-        "mix",
-        "move sentences to another style (attribute vector, dimension mixing or conditional decoding)",
-        'JSON: {"source": ..., "target_style": ..., "text": ...}',
-    )
-    p.add_argument("sentences", nargs="+", help="content sentences")
-    p.add_argument(
-        "--method",
-        choices=["attribute", "dims", "conditional"],
-        default=None,
-        help="default: conditional for a conditional model, else attribute",
-    )
-    g = p.add_argument_group("labelled examples (attribute, dims)")
-    g.add_argument("--data", metavar="FILE", help="CSV/TSV/JSONL file with a text and a label column")
-    g.add_argument("--label-column", help="the label column of --data")
-    g.add_argument(
-        "--text-column", default=None, help="the text column of --data (default: the one the model was trained on)"
-    )
-    g.add_argument("--style-a", metavar="FILE", help="sentences of style 'a', one per line")
-    g.add_argument("--style-b", metavar="FILE", help="sentences of style 'b', one per line")
-    g.add_argument("--max-examples", type=int, default=2000, help="examples encoded per style (default 2000; 0: all)")
-    g = p.add_argument_group("styles")
-    g.add_argument("--target-style", help="style to move to (a label; default 'b' with --style-a/--style-b)")
-    g.add_argument("--source-style", help="style to move from (default: every other style; for conditional: inferred)")
-    g.add_argument(
-        "--alpha",
-        type=number_or_auto,
-        default=None,
-        help="attribute: how far to move along mean(target)-mean(source) (default 3 for --shift edit, else 1), "
-        "or 'auto': the step whose style-moved share x BLEU to the source is best on a held-out part of the "
-        "examples, judged by a classifier trained on the rest (printed)",
-    )
-    g.add_argument(
-        "--shift",
-        choices=["edit", "uniform", "calibrated", "search", "local"],  # style.SHIFT_MODES (imported lazily)
-        default="edit",
-        help="attribute: edit (default) keeps the sentence and changes a few words until the model reads it "
-        "as the target style, alpha setting how hard the word choices lean; the others decode a moved code: "
-        "every sentence moved alpha (uniform), by its own step that lands it where alpha lands the source "
-        "mean on the styles' discriminant (calibrated), by the smallest step up to alpha whose output the "
-        "model reads as the target style (search), or by alpha along the vector between its nearest 5%% of "
-        "each style's examples (local)",
-    )
-    g.add_argument("--dims", type=int, default=None, metavar="K", help="dims: take the K most style-predictive dims")
-    g.add_argument(
-        "--dim-threshold", type=float, default=None, help="dims: take dims with |2AUC-1| >= this (default 0.5)"
-    )
-    g.add_argument("--style-sentence", metavar="TEXT", help="dims: copy the style dims from it (default: target mean)")
-    p.set_defaults(func=run_mix)
+    mix.register(sub)
 
-    p = _command(
+    p = generation_command(
         sub,
         "reconstruct",
         "encode sentences to their posterior means and decode them",
@@ -118,7 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label", help=_LABEL_HELP)
     p.set_defaults(func=run_reconstruct)
 
-    p = _command(
+    p = generation_command(
         sub,
         "encode",
         "posterior means and log-variances of sentences",
@@ -136,7 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label", help=_LABEL_HELP)
     p.set_defaults(func=run_encode)
 
-    p = _command(
+    p = generation_command(
         sub, "analogy", "decode mu(a) - mu(b) + mu(c): a is to b as ? is to c", 'JSON: {"a", "b", "c", "text"}'
     )
     for name in ("a", "b", "c"):
@@ -144,7 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label", help=_LABEL_HELP)
     p.set_defaults(func=run_analogy)
 
-    p = _command(
+    p = generation_command(
         sub,
         "traverse",
         "vary one latent dimension from -3 to +3 prior standard deviations and decode",
@@ -156,16 +106,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--span", type=float, default=3.0, help="largest offset in prior standard deviations (default 3)")
     p.add_argument("--label", help=_LABEL_HELP)
     p.set_defaults(func=run_traverse)
-
-
-def _command(
-    sub: argparse._SubParsersAction, name: str, summary: str, output: str, decoding: bool = True
-) -> argparse.ArgumentParser:
-    p = sub.add_parser(name, help=summary, description=f"{summary[0].upper()}{summary[1:]}. {output}.")
-    add_model_args(p)
-    if decoding:
-        add_decoding_args(p)
-    return p
 
 
 def _add_inputs(p: argparse.ArgumentParser) -> None:
@@ -189,12 +129,6 @@ def _inputs(args: argparse.Namespace) -> list[str]:
     for s in sentences:
         require_text(s)
     return sentences
-
-
-def _generator(model, args: argparse.Namespace):
-    from textvae.inference.sampling import seeded
-
-    return seeded(model, args.seed)
 
 
 # -- commands --------------------------------------------------------------------------------------
@@ -229,7 +163,7 @@ def run_interpolate(args: argparse.Namespace) -> int:
         require_text(s)
     model = load_model(args)
     decoding = with_bans(decoding, args, model)
-    g = _generator(model, args)
+    g = seeded_generator(model, args)
     if args.random is not None:
         records = interpolate_random(model, args.steps, args.method, decoding, args.label, g, args.random)
     else:
@@ -238,109 +172,13 @@ def run_interpolate(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_mix(args: argparse.Namespace) -> int:
-    from textvae.inference import style
-
-    decoding = decoding_from_args(args)
-    for s in args.sentences:
-        require_text(s)
-    if args.style_sentence is not None:
-        require_text(args.style_sentence, "style sentence")
-    if args.dims is not None and args.dim_threshold is not None:
-        raise TextVAEError("give --dims or --dim-threshold, not both")
-    model = load_model(args)
-    decoding = with_bans(decoding, args, model)
-    method = args.method or ("conditional" if model.config.conditional else "attribute")
-    extra: dict = {}  # --method dims: the dimensions used, in every record
-    g = _generator(model, args)
-    if method == "conditional":
-        if args.data or args.style_a or args.style_b:
-            raise TextVAEError("--method conditional uses the model's own labels: drop --data/--style-a/--style-b")
-        if not args.target_style:
-            raise TextVAEError(f"give --target-style, one of {', '.join(model.label_names) or '(no labels)'}")
-        target = args.target_style
-        texts = style.transfer_conditional(
-            model, args.sentences, target, [args.source_style] if args.source_style else None, decoding, g
-        )
-    else:
-        style.check_unconditional(model)  # before reading the examples
-        examples, target = _style_examples(model, args)
-        codes = style.encode_examples(model, examples)
-        if method == "attribute":
-            alpha = style.default_alpha(args.shift) if args.alpha is None else args.alpha
-            if alpha == "auto":
-                alpha = _auto_alpha(model, examples, args)
-                extra = {"alpha": alpha}
-            shares = style.example_word_shares(model, examples) if args.shift == "edit" else None
-            texts = style.transfer_attribute(
-                model, args.sentences, codes, target, args.source_style, alpha, decoding, g, args.shift, shares
-            )
-        else:
-            threshold = style.DIM_THRESHOLD if args.dim_threshold is None else args.dim_threshold
-            dims, scores = style.style_dimensions(codes, target, args.source_style, args.dims, threshold)
-            chosen = {int(d): round(float(scores[d]), 4) for d in dims.tolist()}
-            if not args.json:
-                listed = ", ".join(f"{d} ({v:.2f})" for d, v in chosen.items())
-                print(f"style dimensions (|2AUC-1|): {listed}", file=sys.stderr)
-            weak = [f"{d} ({v:.2f})" for d, v in chosen.items() if v < threshold]
-            if weak:  # the top-k, or the best one when none passes: say that it carries little of the style
-                print(
-                    f"textvae mix: warning: dimension(s) {', '.join(weak)} score below --dim-threshold {threshold}; "
-                    "they separate the styles weakly",
-                    file=sys.stderr,
-                )
-            extra = {"dims": list(chosen), "dim_scores": list(chosen.values())}
-            texts = style.transfer_dimensions(
-                model, args.sentences, codes, target, dims, args.style_sentence, decoding, g
-            )
-    records = ({"source": s, "target_style": target, "text": t, **extra} for s, t in zip(args.sentences, texts))
-    emit(records, args.json, lambda r: f"{r['source']}\n  -> [{r['target_style']}] {r['text']}")
-    return 0
-
-
-def _auto_alpha(model, examples: dict[str, list[str]], args: argparse.Namespace) -> float:
-    """``--alpha auto``: :func:`~textvae.evaluation.latent_use.choose_alpha` on the examples, reported on stderr."""
-    from textvae.evaluation.latent_use import choose_alpha
-
-    alpha, summary = choose_alpha(model, examples, shift_mode=args.shift, seed=args.seed)
-    table = ", ".join(f"{r['alpha']:g}: {100 * r['target_share']:.0f}% / {r['bleu']:.1f}" for r in summary)
-    print(f"alpha auto: {alpha:g} (moved share / BLEU to the source per alpha: {table})", file=sys.stderr)
-    return alpha
-
-
-def _style_examples(model, args: argparse.Namespace) -> tuple[dict[str, list[str]], str]:
-    """Labelled example sentences ``{style: [text]}`` from --data or --style-a/--style-b, and the target."""
-    from textvae.inference import style
-
-    cap = None if args.max_examples == 0 else args.max_examples
-    if cap is not None and cap < 0:
-        raise TextVAEError(f"--max-examples must be >= 0, got {args.max_examples}")
-    if args.data and (args.style_a or args.style_b):
-        raise TextVAEError("give --data FILE --label-column COL, or --style-a FILE --style-b FILE, not both")
-    if args.data:
-        if not args.label_column:
-            raise TextVAEError("--data needs --label-column COL")
-        text_column = args.text_column or model.data_config.text_column
-        examples = style.read_labelled(args.data, args.label_column, text_column, cap, args.seed)
-        if not args.target_style:
-            raise TextVAEError(f"give --target-style, one of {', '.join(examples)}")
-        target = args.target_style
-    elif args.style_a and args.style_b:
-        examples = style.read_style_files(args.style_a, args.style_b, cap, args.seed)
-        target = args.target_style or "b"
-    else:
-        raise TextVAEError("give labelled examples: --data FILE --label-column COL, or --style-a FILE --style-b FILE")
-    style.check_styles(list(examples), target, args.source_style)  # before the (slow) encoding
-    return examples, target
-
-
 def run_reconstruct(args: argparse.Namespace) -> int:
     decoding = decoding_from_args(args)
     sentences = _inputs(args)
     model = load_model(args)
     decoding = with_bans(decoding, args, model)
     labels = [args.label] if args.label is not None else None
-    texts = model.reconstruct(sentences, decoding, labels, generator=_generator(model, args))
+    texts = model.reconstruct(sentences, decoding, labels, generator=seeded_generator(model, args))
     emit(
         ({"source": s, "text": t} for s, t in zip(sentences, texts)),
         args.json,
@@ -376,7 +214,7 @@ def run_analogy(args: argparse.Namespace) -> int:
         require_text(s)
     model = load_model(args)
     decoding = with_bans(decoding, args, model)
-    text = analogy(model, args.a, args.b, args.c, decoding, args.label, _generator(model, args))
+    text = analogy(model, args.a, args.b, args.c, decoding, args.label, seeded_generator(model, args))
     emit([{"a": args.a, "b": args.b, "c": args.c, "text": text}], args.json, lambda r: r["text"])
     return 0
 
@@ -390,7 +228,7 @@ def run_traverse(args: argparse.Namespace) -> int:
     model = load_model(args)
     decoding = with_bans(decoding, args, model)
     records = traverse(
-        model, args.dim, args.steps, args.sentence, args.span, decoding, args.label, _generator(model, args)
+        model, args.dim, args.steps, args.sentence, args.span, decoding, args.label, seeded_generator(model, args)
     )
     emit(records, args.json, lambda r: f"dim {r['dim']} {r['offset']:+6.2f}  {r['text']}")
     return 0

@@ -72,11 +72,13 @@ def transfer_tradeoff(
     max_length: int = 50,
     shift_mode: str = "uniform",
     lm: TextVAE | None = None,
+    edit_lm: TextVAE | None = None,
 ) -> list[dict[str, Any]]:
     """One record per (source style, target style, alpha): ``target_share`` (0-1, the classifier's verdict
     on the outputs), ``bleu`` (0-100, outputs against their sources), ``n``; with a language model ``lm``
     also ``fluency_ratio``: the outputs' per-token NLL under it over their sources' (near 1: they read like
-    the real sentences they came from).
+    the real sentences they came from). ``edit_lm``: a language model the edit shift weighs fluency by
+    (:func:`~textvae.inference.style_edit.edit_transfer`'s ``lm``; use another one as the judge ``lm``).
 
     ``examples``: labelled sentences per style whose mean codes give the attribute vectors; ``sources``:
     other sentences per style, each moved to every other style. Every style needs both."""
@@ -100,7 +102,7 @@ def transfer_tradeoff(
             for alpha in alphas:
                 hyps = shifted_texts(
                     model, mu, codes[src], codes[tgt], float(alpha), shift_mode, _greedy(max_length),
-                    token_ids=ids, word_shares=shares,
+                    token_ids=ids, word_shares=shares, edit_lm=edit_lm,
                 )  # fmt: skip
                 share = classifier.share(hyps, tgt)
                 rows.append(
@@ -150,6 +152,7 @@ def choose_alpha(
     shift_mode: str = "uniform",
     max_length: int = 50,
     seed: int = 0,
+    edit_lm: TextVAE | None = None,
 ) -> tuple[float, list[dict[str, Any]]]:
     """The ``alpha`` a user's own labelled sentences favour: :func:`transfer_tradeoff` on them, then
     :func:`pick_alpha`. Each style's examples are shuffled (seeded); up to ``held_out`` of them (at most
@@ -170,7 +173,9 @@ def choose_alpha(
         held[name], rest[name] = texts[:n], texts[n:]
     judge = StyleClassifier.fit(rest, seed=seed)
     summary = summarize_tradeoff(
-        transfer_tradeoff(model, rest, held, judge, alphas, max_length=max_length, shift_mode=shift_mode)
+        transfer_tradeoff(
+            model, rest, held, judge, alphas, max_length=max_length, shift_mode=shift_mode, edit_lm=edit_lm
+        )
     )
     return pick_alpha(summary), summary
 

@@ -170,16 +170,18 @@ def transfer_attribute(
     generator: torch.Generator | None = None,
     shift_mode: str = "uniform",
     word_shares: Tensor | None = None,
+    edit_lm: TextVAE | None = None,
 ) -> list[str]:
     """Decode ``mu(sentence) + alpha * (mean(z | target) - mean(z | source))`` for each sentence
     (``shift_mode="uniform"``), with each sentence's own step from :func:`calibrated_alphas`
     (``"calibrated"``), the smallest step up to ``alpha`` that the model reads as the target style
     (``"search"``, :func:`searched_transfer`), or along the vector between its nearest examples
     (``"local"``, :func:`local_attribute_vectors`); or edit each sentence toward the target style
-    (``"edit"``, :func:`~textvae.inference.style_edit.edit_transfer`; ``word_shares`` as it takes them)."""
+    (``"edit"``, :func:`~textvae.inference.style_edit.edit_transfer`, which takes ``word_shares`` and
+    ``edit_lm`` as its ``word_shares`` and ``lm``)."""
     mu, ids = model.encode_text(sentences).mu, model.token_ids(sentences)
     src, tgt = split_styles(codes, target, source)
-    return shifted_texts(model, mu, src, tgt, alpha, shift_mode, decoding, generator, ids, word_shares)
+    return shifted_texts(model, mu, src, tgt, alpha, shift_mode, decoding, generator, ids, word_shares, edit_lm)
 
 
 def shifted_texts(
@@ -193,15 +195,17 @@ def shifted_texts(
     generator: torch.Generator | None = None,
     token_ids: Sequence[Sequence[int]] | None = None,
     word_shares: Tensor | None = None,
+    edit_lm: TextVAE | None = None,
 ) -> list[str]:
     """The codes ``z [N, Z]`` moved from the ``source`` codes' style toward the ``target``'s by one of
     :data:`SHIFT_MODES` (:func:`attribute_shift`, or :func:`searched_transfer` for ``search``), decoded;
     for ``edit``, the sentences ``z`` are the codes of (``token_ids``, required) edited instead, writing
-    only words common in the examples when given their ``word_shares`` (:func:`example_word_shares`)."""
+    only words common in the examples when given their ``word_shares`` (:func:`example_word_shares`) and
+    weighing fluency by a language model too when given one (``edit_lm``)."""
     if shift_mode == "edit":
         if token_ids is None or len(token_ids) != len(z):
             raise ParameterError("the edit shift needs the token ids of the sentences being moved")
-        edited = edit_transfer(model, token_ids, source, target, alpha, word_shares=word_shares)
+        edited = edit_transfer(model, token_ids, source, target, alpha, word_shares=word_shares, lm=edit_lm)
         return model.decode_ids(edited, (decoding or DecodingConfig()).detokenize)
     if shift_mode == "search":
         return searched_transfer(model, z, source, target, alpha, decoding, generator)

@@ -14,7 +14,10 @@ where ``style(y)`` is the re-encoded sentence's score on the Fisher discriminant
 (:func:`~textvae.inference.style_codes.discriminant`), scaled so that the source style's mean code scores 0 and
 the target's 1, and ``NLL(y | z')`` (nats, summed over the sentence) is the decoder's cost of ``y`` at the
 moved code ``z' = z + alpha * d`` (``d`` the sentence's :func:`~textvae.inference.style_codes.local_attribute_vectors`).
-A sentence stops when it reaches ``goal``, when no edit raises the objective, or after ``max_edits``.
+With a language model of the same corpus (``lm``), ``lm_weight * NLL_lm(y)`` is subtracted too: the
+decoder at the moved code likes the target style's words wherever they stand ("it was pretty not ."), a
+language model does not. A sentence stops when it reaches ``goal``, when no edit raises the objective, or
+after ``max_edits``.
 So ``alpha`` sets how strongly the decoder's word choices lean to the target style; ``goal`` how far the
 style must move.
 
@@ -76,13 +79,14 @@ class EditSettings:
     contrast_words: int = 2  #: words the moved code prefers most over the source code
     gradient_words: int = 4  #: words of the largest first-order style gain (plus fluency)
     min_share: float = 0.0025  #: write only words in at least this share of the example sentences (0: any)
+    lm_weight: float = 0.025  #: style-score units per nat of a language model's NLL (when one is given)
 
     def validate(self) -> EditSettings:
         if self.max_edits < 1 or self.positions < 1 or self.words < 1:
             raise ParameterError("max_edits, positions and words must be at least 1")
         counts = (self.gradient_positions, self.contrast_words, self.gradient_words)
-        if min(counts) < 0 or self.fluency_weight < 0 or not 0 <= self.min_share <= 1:
-            raise ParameterError("candidate counts and the fluency weight must not be negative, min_share in [0, 1]")
+        if min(counts) < 0 or min(self.fluency_weight, self.lm_weight) < 0 or not 0 <= self.min_share <= 1:
+            raise ParameterError("candidate counts and weights must not be negative, min_share in [0, 1]")
         if self.goal <= 0:
             raise ParameterError(f"the style goal must be positive; got {self.goal}")
         return self
@@ -199,11 +203,15 @@ def edit_transfer(
     settings: EditSettings | None = None,
     batch_size: int = 128,
     word_shares: Tensor | None = None,
+    lm: TextVAE | None = None,
 ) -> list[list[int]]:
     """Edit each sentence (decoder token ids, no ``<s>``/``</s>``) toward the ``target`` codes' style, away
     from the ``source`` codes' (``[Na, Z]``, ``[Nb, Z]``: posterior means of labelled examples), as the
     module docstring describes. ``word_shares`` (``[V]``, :func:`example_word_shares` of those examples) limits the
     words written to those in at least ``settings.min_share`` of the examples; None lets any word be written.
+    A language model ``lm`` (``model.use_latent=false``, the decoder's vocabulary) adds its NLL, times
+    ``settings.lm_weight``, to the cost of each candidate: a judge of fluency that, unlike the decoder at the
+    moved code, does not favour the target style's words wherever they stand.
     Returns the edited token ids, one list per sentence (an empty sentence comes back unchanged)."""
     cfg = (settings or EditSettings()).validate()
     if alpha < 0:
@@ -213,10 +221,20 @@ def edit_transfer(
         if word_shares.shape != (model.config.vocab_size,):
             raise ParameterError(f"word_shares must have one value per word ({model.config.vocab_size})")
         rare = word_shares.to(model.device) < cfg.min_share
+    if lm is not None:
+        if lm.has_latent:
+            raise ParameterError(
+                "the edit's fluency judge must be a language model (trained with model.use_latent=false)"
+            )
+        if lm.require_tokenizer().vocab() != model.require_tokenizer().vocab():
+            raise ParameterError(
+                "the language model must share the VAE's vocabulary: train it on the same corpus with the same "
+                "config and model.use_latent=false"
+            )
     out: list[list[int]] = []
     for s in range(0, len(token_ids), batch_size):
         batch = [list(x) for x in token_ids[s : s + batch_size]]
-        out += _edit_batch(model, batch, source, target, alpha, cfg, rare)
+        out += _edit_batch(model, batch, source, target, alpha, cfg, rare, lm)
     return out
 
 
@@ -233,6 +251,24 @@ def example_word_shares(model: TextVAE, examples: dict[str, list[str]]) -> Tenso
     return counts / max(n, 1)
 
 
+def _lm_nll(lm: TextVAE, seqs: Sequence[Sequence[int]], batch_size: int = 512) -> Tensor:
+    """``[N]`` nats: ``-log p(seqs[i])`` under the language model ``lm`` (the decoder's vocabulary), summed over
+    tokens (end token included)."""
+    out = []
+    for s in range(0, len(seqs), batch_size):
+        b = lm.batch_from_ids(seqs[s : s + batch_size])
+        out.append(lm.sentence_nll(b.input_ids, b.lengths, None)[0])
+    return torch.cat(out)
+
+
+def _objective(
+    sc: _Scorer, cfg: EditSettings, lm: TextVAE | None, seqs: Sequence[Sequence[int]], rows: Tensor, style: Tensor
+) -> Tensor:
+    """``[N]``: ``min(style, goal) - fluency_weight * NLL(y | moved code) [- lm_weight * NLL_lm(y)]``."""
+    value = style.clamp(max=cfg.goal) - cfg.fluency_weight * sc.nll(seqs, rows)
+    return value if lm is None else value - cfg.lm_weight * _lm_nll(lm, seqs)
+
+
 def _edit_batch(
     model: TextVAE,
     ys: list[list[int]],
@@ -241,6 +277,7 @@ def _edit_batch(
     alpha: float,
     cfg: EditSettings,
     rare: Tensor | None = None,
+    lm: TextVAE | None = None,
 ) -> list[list[int]]:
     live = [i for i, y in enumerate(ys) if y]
     if not live:
@@ -250,7 +287,7 @@ def _edit_batch(
     cur_ys = [ys[i] for i in live]
     rows = torch.arange(len(live))
     style = sc.style(cur_ys)
-    score = style.clamp(max=cfg.goal) - cfg.fluency_weight * sc.nll(cur_ys, rows)
+    score = _objective(sc, cfg, lm, cur_ys, rows, style)
     active = (style < cfg.goal).tolist()
     for _ in range(cfg.max_edits):
         todo = [k for k, a in enumerate(active) if a]
@@ -270,7 +307,7 @@ def _edit_batch(
             break
         own = torch.tensor(owner)
         c_style = sc.style(cands)
-        c_score = c_style.clamp(max=cfg.goal) - cfg.fluency_weight * sc.nll(cands, own)
+        c_score = _objective(sc, cfg, lm, cands, own, c_style)
         improved = set()
         for c, k, value, st in zip(cands, owner, c_score.tolist(), c_style.tolist()):
             if value > score[k]:  # the best so far for this sentence: strictly better than its current one
