@@ -139,13 +139,14 @@ def with_bans(decoding, args: argparse.Namespace, model):
 
 
 def load_model(args: argparse.Namespace, path: str | None = None):
-    """``TextVAE.from_pretrained(args.model)`` (or ``path``) on ``args.device`` in ``args.precision`` (errors
-    are user errors)."""
+    """``TextVAE.from_pretrained(args.model)`` (or another model's ``path``, with no ``--revision``) on
+    ``args.device`` in ``args.precision`` (errors are user errors)."""
     from textvae.model.vae import TextVAE
     from textvae.training.devices import resolve_device
 
+    revision = getattr(args, "revision", None) if path is None else None  # --revision names args.model's
     model = TextVAE.from_pretrained(
-        path or args.model, device=resolve_device(args.device, "--device"), revision=getattr(args, "revision", None)
+        path or args.model, device=resolve_device(args.device, "--device"), revision=revision
     )
     model.set_precision(getattr(args, "precision", "float32"))
     return model
