@@ -111,14 +111,9 @@ class _Scorer:
                for s in range(0, len(seqs), batch_size)]  # fmt: skip
         return (torch.cat(out) - self.low) / self.gap
 
-    def nll(self, seqs: Sequence[Sequence[int]], rows: Tensor, batch_size: int = 512) -> Tensor:
+    def nll(self, seqs: Sequence[Sequence[int]], rows: Tensor) -> Tensor:
         """``[N]`` nats: ``-log p(seqs[i] | moved[rows[i]])``, summed over tokens (end token included)."""
-        out = []
-        for s in range(0, len(seqs), batch_size):
-            b = self.model.batch_from_ids(seqs[s : s + batch_size])
-            code = self.model.decoder_code(self.moved[rows[s : s + batch_size]])
-            out.append(self.model.sentence_nll(b.input_ids, b.lengths, code)[0])
-        return torch.cat(out)
+        return _sentence_nll(self.model, seqs, self.moved[rows])
 
     def word_log_probs(self, seqs: Sequence[Sequence[int]], codes: Tensor) -> Tensor:
         """``[B, T, V]`` log-probabilities of each word position's token given the words before it."""
@@ -160,25 +155,22 @@ def _candidates(
     gain: Tensor | None,
     cfg: EditSettings,
     banned: Sequence[int],
-    rare: Tensor | None = None,
+    here_t: Tensor | None = None,
 ) -> list[list[int]]:
     """One sentence's candidate edits: ``log_t``/``log_s`` ``[T, V]`` word log-probs at the moved/source
-    code (``banned`` tokens already at :data:`NEVER` in ``log_t`` and ``gain``), ``gain`` ``[T', V]`` or None,
-    ``rare`` ``[V]`` (bool, or None): words never written, though a word already there may be edited.
+    code (``banned`` and rare tokens, never written, already at :data:`NEVER` in ``log_t`` and ``gain``),
+    ``gain`` ``[T', V]`` or None; ``here_t`` ``[n]``: the log-prob at the moved code of each word already
+    there, taken before the rare words were masked (default: from ``log_t``), so a rare word may be edited.
     A word the vocabulary lacks (``<unk>``) is never edited: its log-prob at the moved code is masked, so
     it would always look like the most style-laden word, and the reader knows nothing better for it."""
     n = len(ids)
     pos = torch.arange(n)
     fixed = torch.tensor([i in banned for i in ids])
-    here_t, here_s = log_t[pos, ids], log_s[pos, ids]
-    positions = set((here_s - here_t).masked_fill(fixed, NEVER).topk(min(cfg.positions, n)).indices.tolist())
-    if rare is not None:  # after the positions: a rare word in the source is judged by its real log-prob
-        log_t = log_t.masked_fill(rare, NEVER)
+    here_t = log_t[pos, ids] if here_t is None else here_t
+    positions = set((log_s[pos, ids] - here_t).masked_fill(fixed, NEVER).topk(min(cfg.positions, n)).indices.tolist())
     proposal = None
     if gain is not None and cfg.gradient_positions:
         proposal = gain[:n] + cfg.fluency_weight * log_t[:n]
-        if rare is not None:
-            proposal = proposal.masked_fill(rare, NEVER)
         best_gain = proposal.max(-1).values.masked_fill(fixed, NEVER)
         positions |= set(best_gain.topk(min(cfg.gradient_positions, n)).indices.tolist())
     out = []
@@ -254,13 +246,14 @@ def example_word_shares(model: TextVAE, examples: dict[str, list[str]]) -> Tenso
     return counts / max(n, 1)
 
 
-def _lm_nll(lm: TextVAE, seqs: Sequence[Sequence[int]], batch_size: int = 512) -> Tensor:
-    """``[N]`` nats: ``-log p(seqs[i])`` under the language model ``lm`` (the decoder's vocabulary), summed over
-    tokens (end token included)."""
+def _sentence_nll(model: TextVAE, seqs: Sequence[Sequence[int]], z: Tensor | None, batch_size: int = 512) -> Tensor:
+    """``[N]`` nats: ``-log p(seqs[i] | z[i])`` under ``model``'s decoder (``z`` None: a language model),
+    summed over tokens (end token included)."""
     out = []
     for s in range(0, len(seqs), batch_size):
-        b = lm.batch_from_ids(seqs[s : s + batch_size])
-        out.append(lm.sentence_nll(b.input_ids, b.lengths, None)[0])
+        b = model.batch_from_ids(seqs[s : s + batch_size])
+        code = None if z is None else model.decoder_code(z[s : s + batch_size])
+        out.append(model.sentence_nll(b.input_ids, b.lengths, code)[0])
     return torch.cat(out)
 
 
@@ -269,7 +262,7 @@ def _objective(
 ) -> Tensor:
     """``[N]``: ``min(style, goal) - fluency_weight * NLL(y | moved code) [- lm_weight * NLL_lm(y)]``."""
     value = style.clamp(max=cfg.goal) - cfg.fluency_weight * sc.nll(seqs, rows)
-    return value if lm is None else value - cfg.lm_weight * _lm_nll(lm, seqs)
+    return value if lm is None else value - cfg.lm_weight * _sentence_nll(lm, seqs, None)
 
 
 def _edit_batch(
@@ -299,11 +292,17 @@ def _edit_batch(
         seqs = [cur_ys[k] for k in todo]
         log_t = sc.word_log_probs(seqs, sc.moved[todo])
         log_t[..., sc.banned] = NEVER
+        here = [log_t[j, torch.arange(len(y)), y] for j, y in enumerate(seqs)]  # before the rare words' mask
         log_s = sc.word_log_probs(seqs, sc.z[todo])
         gain = sc.style_gain(seqs)
+        if rare is not None:  # never written (once for the batch, not per sentence)
+            log_t[..., rare] = NEVER
+            if gain is not None:
+                gain[..., rare] = NEVER
         cands, owner = [], []
         for j, k in enumerate(todo):
-            c = _candidates(cur_ys[k], log_t[j], log_s[j], None if gain is None else gain[j], cfg, sc.banned, rare)
+            g = None if gain is None else gain[j]
+            c = _candidates(cur_ys[k], log_t[j], log_s[j], g, cfg, sc.banned, here[j])
             cands += c
             owner += [k] * len(c)
         if not cands:
